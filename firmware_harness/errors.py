@@ -1,0 +1,23 @@
+"""Errors a user can act on. The CLIs print them as one line, no traceback."""
+
+
+class UserError(Exception):
+    """Bad input or usage (exit code 2): the message says what was wrong and what to do."""
+
+    exit_code = 2
+
+
+class WorkError(Exception):
+    """The work itself failed (exit code 1): a target missed, a run that cannot finish."""
+
+    exit_code = 1
+
+
+class Interrupted(BaseException):
+    """Ctrl-C, raised by the CLIs' SIGINT handler.
+
+    A BaseException (like KeyboardInterrupt) so no `except Exception` swallows it, but
+    not a KeyboardInterrupt, which command-line frameworks turn into a bare "Aborted!".
+    """
+
+    exit_code = 130
