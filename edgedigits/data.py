@@ -1,0 +1,146 @@
+"""Training data: MNIST found and verified, a validation split, augmentation, calibration.
+
+Lookup order for the data: `--data PATH`, $EDGEDIGITS_DATA, the keras cache, then a
+download through keras. Parsing and checksums live in `firmware_harness.mnist` (the
+device side loads test sets too); this module adds what only training needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import mnist
+from firmware_harness.errors import UserError
+
+VAL_SIZE = 5000  # carved from the training set; the test set is never used for tuning
+SPLIT_SEED = 0  # fixed, so every model and every --seed is tuned on the same images
+ROTATION_DEG = 10.0  # augmentation as in the seed tutorials: rotation, shift, zoom
+SHIFT = 0.10
+ZOOM = 0.10
+CALIBRATION_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Splits:
+    """uint8 images (N, 28, 28), white ink on black, and uint8 labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    is_mnist: bool
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "dataset": "mnist" if self.is_mnist else Path(self.source).name,
+            "train": len(self.x_train),
+            "val": len(self.x_val),
+            "test": len(self.x_test),
+        }
+
+
+def load_splits(path: str | os.PathLike | None = None, *, val_size: int = VAL_SIZE, limit: int | None = None) -> Splits:
+    """Find, load and split the data; `limit` keeps the first N train and test images (tests, smoke runs)."""
+    source = mnist.locate(path) or _download()
+    data = mnist.load(source)
+    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    if len(x_train) <= val_size:
+        raise UserError(f"{source}: {len(x_train)} training images leave nothing after a {val_size}-image validation split")
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x_train))
+    val, train = order[:val_size], order[val_size:]
+    if limit:
+        train, val = train[:limit], val[: max(limit // 5, 1)]
+        x_test, y_test = x_test[:limit], y_test[:limit]
+    return Splits(
+        x_train[train], y_train[train], x_train[val], y_train[val], x_test, y_test,
+        source=str(source), is_mnist=data.is_mnist,
+    )
+
+
+def _download() -> Path:
+    """Download MNIST into the keras cache; offline, say which variable to set."""
+    from edgedigits._tf import keras
+
+    try:
+        keras.datasets.mnist.load_data()
+    except Exception as e:  # keras.utils.get_file raises a bare Exception for network errors
+        raise UserError(
+            f"no MNIST found and the download failed ({str(e).splitlines()[0][:120]}); "
+            f"set {mnist.ENV_VAR}=/path/to/mnist.npz or pass --data PATH"
+        ) from e
+    return mnist.keras_cache()
+
+
+def to_model_input(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]: the model's input contract."""
+    return (x.astype(np.float32) / 255.0)[..., None]
+
+
+def random_affine(images, seed):
+    """Rotate, shift and zoom a batch (B, 28, 28, 1) with one bilinear resample per image.
+
+    `seed` is a shape-[2] integer tensor; the same seed gives the same transforms.
+    """
+    from edgedigits._tf import tf
+
+    n = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    s_rot, s_zoom, s_shift = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    angle = tf.random.stateless_uniform([n], s_rot, -ROTATION_DEG, ROTATION_DEG) * (np.pi / 180.0)
+    scale = tf.random.stateless_uniform([n], s_zoom, 1.0 - ZOOM, 1.0 + ZOOM)
+    shift = tf.random.stateless_uniform([n, 2], s_shift, -SHIFT, SHIFT) * [width, height]
+    # The op maps each output pixel back to an input pixel: p_in = c + R(-angle)/scale (p_out - c - shift).
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    ox, oy = cx + shift[:, 0], cy + shift[:, 1]
+    transforms = tf.stack(
+        [cos, sin, cx - cos * ox - sin * oy, -sin, cos, cy + sin * ox - cos * oy, tf.zeros([n]), tf.zeros([n])],
+        axis=1,
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[height, width],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
+    )
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, seed: int = 0):
+    """A tf.data pipeline of (float images, labels).
+
+    For training it shuffles, repeats forever and augments on the fly (pass
+    `steps_per_epoch` to fit); otherwise it yields the data once, in order.
+    """
+    from edgedigits._tf import tf
+
+    def to_float(images, labels):
+        return tf.cast(images, tf.float32)[..., None] / 255.0, labels
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+    if not train:
+        return ds.batch(batch_size).map(to_float).prefetch(tf.data.AUTOTUNE)
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size).map(to_float)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(
+        lambda batch, s: (random_affine(batch[0], s), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def calibration_samples(x: np.ndarray, n: int = CALIBRATION_SIZE, seed: int = 0) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """A `representative_dataset` for int8 conversion: `n` training images, one at a time."""
+    picks = np.random.default_rng(seed).choice(len(x), size=min(n, len(x)), replace=False)
+    samples = to_model_input(x[np.sort(picks)])
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for sample in samples:
+            yield [sample[None]]
+
+    return generate

@@ -1,0 +1,173 @@
+"""Model registry: tf_keras Functional models, 28x28x1 floats in [0, 1] in, 10 logits out.
+
+Register a builder with `@register`; build with `create_model(name, **kwargs)`.
+Conv/DepthwiseConv -> BatchNormalization -> ReLU6 stays in that order everywhere so
+quantization-aware training can fold batch norm into the convolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgedigits._tf import keras
+from firmware_harness.errors import UserError
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+_REGISTRY: dict[str, Callable[..., keras.Model]] = {}
+
+
+def register(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+    """Add a model builder to the registry under its function name."""
+    _REGISTRY[builder.__name__] = builder
+    return builder
+
+
+def model_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> keras.Model:
+    """Build the registered model `name`; unknown names get a one-line error listing the choices."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}")
+    model = _REGISTRY[name](**kwargs)
+    model._name = name  # noqa: SLF001 - keras has no public setter; the name goes into cards and files
+    return model
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one inference: convolutions and dense layers (BN folds away)."""
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            out = layer.output_shape
+            kernel = layer.weights[0].shape  # Conv: (kh, kw, in, out); Depthwise: (kh, kw, in, mult); Dense: (in, out)
+            positions = out[1] * out[2] if len(out) == 4 else 1
+            macs += positions * int(kernel.num_elements())
+    return int(macs)
+
+
+def _conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def _ds_block(x, filters: int, strides: int, name: str):
+    """Depthwise 3x3 -> BN -> ReLU6 -> pointwise 1x1 -> BN -> ReLU6."""
+    x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+    return _conv_bn_relu(x, filters, kernel=1, name=f"{name}_pw")
+
+
+DS_CNN_BLOCKS = "c24 d48s2 d48 d80s2 d80"
+
+
+def _parse_block(token: str) -> tuple[str, int, int]:
+    """'c32s2' -> ('c', 32, 2): c = 3x3 conv, d = depthwise-separable block, sN = stride N."""
+    kind, rest = token[0], token[1:]
+    filters, _, stride = rest.partition("s")
+    if kind not in "cd" or not filters.isdigit() or (stride and not stride.isdigit()):
+        raise UserError(f"bad ds_cnn block '{token}'; use c<filters>[s<stride>] or d<filters>[s<stride>]")
+    return kind, int(filters), int(stride or 1)
+
+
+@register
+def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, dropout: float = 0.1) -> keras.Model:
+    """Depthwise-separable CNN described by `blocks`, then global average pooling and a dense layer.
+
+    `blocks` lists layers left to right: `c32s2` is a 3x3 conv with 32 filters and stride 2,
+    `d64` a depthwise-separable block (3x3 depthwise + 1x1 pointwise) with 64 filters.
+    `width` multiplies every filter count; `depth` repeats every `d` block (the repeats at stride 1).
+    """
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    for i, token in enumerate(blocks.split()):
+        kind, filters, stride = _parse_block(token)
+        filters = max(8, round(filters * width))
+        if kind == "c":
+            x = _conv_bn_relu(x, filters, strides=stride, name=f"b{i}")
+        else:
+            for r in range(depth):
+                x = _ds_block(x, filters, strides=stride if r == 0 else 1, name=f"b{i}_{r}")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+@register
+def ds_cnn_micro() -> keras.Model:
+    """The microcontroller preset: ds_cnn at half width (fits a 12 KB int8 file)."""
+    return ds_cnn(width=0.5)
+
+
+@register
+def mlp(hidden: tuple[int, ...] = (512, 512), dropout: float = 0.2) -> keras.Model:
+    """Two hidden ReLU layers on the flattened image (the Keras mnist_mlp baseline)."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = keras.layers.Flatten()(inputs)
+    for units in hidden:
+        x = keras.layers.Dense(units, activation="relu")(x)
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+
+
+@register
+def lenet5() -> keras.Model:
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: 61,706 parameters."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = keras.layers.Conv2D(6, 5, padding="same", activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(16, 5, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(120, activation="relu")(x)
+    x = keras.layers.Dense(84, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+
+
+@register
+def cnn_basic() -> keras.Model:
+    """The Keras tutorial CNN: Conv32-Conv64-Pool-Drop-Dense256-Drop-Dense10, 2,380,938 parameters."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = keras.layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(64, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dropout(0.25)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+
+
+@register
+def cnn_bn() -> keras.Model:
+    """The tutorial's Conv-BN-Pool x2 + Dense128 model."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    for i, filters in enumerate((32, 64)):
+        x = _conv_bn_relu(x, filters, name=f"c{i}")
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+
+
+@register
+def cnn_deep() -> keras.Model:
+    """The slide deck's CNN: Conv32x2 5x5 / Conv64x2 3x3 (same), Dense256: 887,530 parameters."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    for filters, kernel in ((32, 5), (64, 3)):
+        x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Dropout(0.25)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))

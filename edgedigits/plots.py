@@ -1,0 +1,75 @@
+"""Figures: training curves, confusion matrix, misclassified gallery. PNG, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import atomic
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def curves(history: dict[str, list[float]], path: str | Path, title: str = "") -> Path:
+    """Loss and accuracy per epoch, train and validation."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + metric)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=(prefix or "train_") + metric)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion(matrix: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Confusion matrix with counts; rows are true labels."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5.4))
+    shown = np.log1p(matrix)
+    ax.imshow(shown, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if shown[i, j] > shown.max() * 0.6 else "black")
+    ax.set_xticks(range(len(matrix)))
+    ax.set_yticks(range(len(matrix)))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def gallery(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: str | Path, limit: int = 64) -> Path:
+    """Misclassified digits, each titled 'true -> predicted'."""
+    plt = _pyplot()
+    n = min(len(images), limit)
+    cols = 8
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], cmap="gray")
+            ax.set_title(f"{true[k]}→{pred[k]}", fontsize=8)
+    return _save(fig, path)

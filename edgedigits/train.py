@@ -1,0 +1,258 @@
+"""Train a registry model on MNIST.
+
+Adam with a cosine schedule (linear warm-up) or ReduceLROnPlateau, on-the-fly
+augmentation, early stopping on validation loss that restores the best weights, and a
+checkpoint after every epoch so a killed run continues where it stopped. Writes
+`model.keras`, `history.json`, `curves.png` and `card.json` into the run folder.
+`fit_resumable` is the epoch loop that pruning and QAT reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits import cards, data, models
+from edgedigits._tf import keras, seed_everything, tf
+from firmware_harness import atomic
+from firmware_harness.errors import Interrupted, UserError
+
+SCHEDULES = ("cosine", "plateau")
+
+
+@dataclass
+class Recipe:
+    """Everything that decides a training run; stored in the card."""
+
+    model: str = "ds_cnn"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 3e-3
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    patience: int = 6
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule '{self.schedule}'; choose one of: {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+        if not 0 < self.lr < 1:
+            raise UserError(f"--lr must be between 0 and 1 (got {self.lr})")
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict[str, list[float]]
+    test_accuracy: float
+    card: dict
+    path: Path
+
+
+def sparse_loss(label_smoothing: float = 0.0):
+    """Cross-entropy on integer labels and logits, with optional label smoothing."""
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    categorical = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+
+    def loss(y_true, logits):
+        return categorical(tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), models.NUM_CLASSES), logits)
+
+    return loss
+
+
+def compile_model(model: keras.Model, lr, label_smoothing: float = 0.0) -> None:
+    """Adam on cross-entropy with accuracy; `lr` is a float or a schedule."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=sparse_loss(label_smoothing),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def lr_schedule(recipe: Recipe, steps_per_epoch: int):
+    """Cosine decay to 1 % with linear warm-up, or a constant rate for ReduceLROnPlateau."""
+    if recipe.schedule == "plateau":
+        return recipe.lr
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=recipe.lr / 10 if warmup else recipe.lr,
+        decay_steps=max(recipe.epochs * steps_per_epoch - warmup, 1),
+        alpha=0.01,
+        warmup_target=recipe.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch: checkpoint model + optimizer, keep the best weights, stop early."""
+
+    def __init__(self, stage_dir: Path, patience: int | None, state: dict):
+        super().__init__()
+        self.stage_dir, self.patience, self.state = stage_dir, patience, state
+        self.manager: tf.train.CheckpointManager | None = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        self.manager = tf.train.CheckpointManager(ckpt, self.stage_dir / "ckpt", max_to_keep=2)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key, value in logs.items():
+            self.state["history"].setdefault(key, []).append(float(value))
+        val_loss = float(logs.get("val_loss", math.inf))
+        if val_loss < self.state["best_val_loss"]:
+            self.state.update(best_val_loss=val_loss, best_epoch=epoch + 1, wait=0)
+            with atomic.atomic_path(self.stage_dir / "best_weights.h5") as tmp:
+                self.model.save_weights(str(tmp), save_format="h5")
+        else:
+            self.state["wait"] += 1
+        self.state["epoch"] = epoch + 1
+        self.state["checkpoint"] = self.manager.save(checkpoint_number=epoch + 1)
+        atomic.write_json(self.stage_dir / "state.json", self.state)  # written last: names a finished checkpoint
+        if self.patience is not None and self.state["wait"] >= self.patience:
+            self.model.stop_training = True
+
+
+def fit_resumable(
+    model: keras.Model,
+    train_ds,
+    val_ds,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    stage_dir: Path,
+    patience: int | None = None,
+    callbacks: tuple = (),
+    label: str = "train",
+) -> dict:
+    """Fit a compiled model epoch by epoch, resuming from `stage_dir` if an earlier run stopped.
+
+    Returns the stage state: history, best epoch, epochs done. With `patience`, stops
+    early on validation loss and leaves the best weights in the model.
+    """
+    stage_dir = atomic.ensure_dir(stage_dir)
+    state_file = stage_dir / "state.json"
+    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "wait": 0, "history": {}, "done": False}
+    if state_file.exists():
+        state = _read_state(state_file)
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(state["checkpoint"]).expect_partial()
+        if not state["done"]:
+            print(f"[{label}] resuming after epoch {state['epoch']} of {epochs} ({stage_dir})", file=sys.stderr)
+    finished = state["done"] or state["epoch"] >= epochs or (patience is not None and state["wait"] >= patience)
+    if not finished:
+        saver = _EpochCheckpoint(stage_dir, patience, state)
+        try:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=epochs,
+                initial_epoch=state["epoch"],
+                steps_per_epoch=steps_per_epoch,
+                callbacks=[*callbacks, saver],
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
+        except (KeyboardInterrupt, Interrupted):
+            print(f"\n[{label}] stopped during epoch {state['epoch'] + 1}; {state['epoch']} finished epoch(s) "
+                  f"are saved in {stage_dir}; run the same command again to continue", file=sys.stderr)
+            raise
+    if patience is not None and (stage_dir / "best_weights.h5").exists():
+        model.load_weights(str(stage_dir / "best_weights.h5"))
+    state["done"] = True
+    atomic.write_json(state_file, state)
+    return state
+
+
+def _read_state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+        state["checkpoint"]  # noqa: B018 - must exist
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: unreadable checkpoint state ({e}); delete {path.parent} to start this stage again") from e
+    return state
+
+
+def train(recipe: Recipe, splits: data.Splits, out_dir: str | Path) -> TrainResult:
+    """Train `recipe.model` on `splits`, write the run folder, return the best model and its figures."""
+    recipe.validate()
+    out_dir = atomic.ensure_dir(out_dir)
+    seed_everything(recipe.seed)
+    started = time.perf_counter()
+    model = models.create_model(recipe.model, **recipe.model_kwargs)
+    steps = math.ceil(len(splits.x_train) / recipe.batch_size)
+    compile_model(model, lr_schedule(recipe, steps), recipe.label_smoothing)
+    train_ds = (
+        data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=True, seed=recipe.seed)
+        if recipe.augment
+        else data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=False).repeat()
+    )
+    val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)
+    callbacks = (keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=2),) if recipe.schedule == "plateau" else ()
+    print(f"[train] {recipe.model}: {model.count_params():,} parameters, {models.count_macs(model):,} MACs; "
+          f"{len(splits.x_train)} train / {len(splits.x_val)} val images, up to {recipe.epochs} epochs", file=sys.stderr)
+    state = fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
+                          stage_dir=out_dir / "checkpoints" / "train", patience=recipe.patience, callbacks=callbacks)
+    test_loss, test_acc = evaluate_keras(model, splits.x_test, splits.y_test)
+    model_path = out_dir / "model.keras"
+    with atomic.atomic_path(model_path) as tmp:
+        model.save(str(tmp))
+    card = {
+        "kind": "keras-float",
+        "model": recipe.model,
+        "params": model.count_params(),
+        "macs": models.count_macs(model),
+        "recipe": asdict(recipe),
+        "data": splits.describe(),
+        "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "val_loss": state["best_val_loss"],
+        "val_accuracy": _at_best(state, "val_accuracy"),
+        "test_loss": test_loss,
+        "test_accuracy": test_acc,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "file": model_path.name,
+        "sha256": cards.sha256_file(model_path),
+        **cards.provenance(),
+    }
+    atomic.write_json(out_dir / "history.json", state["history"])
+    atomic.write_json(out_dir / "card.json", card)
+    from edgedigits import plots
+
+    plots.curves(state["history"], out_dir / "curves.png", title=f"{recipe.model} training")
+    return TrainResult(model, state["history"], test_acc, card, model_path)
+
+
+def _at_best(state: dict, key: str) -> float | None:
+    values = state["history"].get(key, [])
+    return values[state["best_epoch"] - 1] if 0 < state["best_epoch"] <= len(values) else None
+
+
+def evaluate_keras(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(loss, accuracy) of a Keras model on uint8 images."""
+    logits = model.predict(data.to_model_input(x), batch_size=1024, verbose=0)
+    loss = float(sparse_loss()(y, logits))
+    return loss, float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def load_keras_model(path: str | Path) -> keras.Model:
+    """Load a float model saved by `train`, with a one-line error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model not found: {path}")
+    try:
+        return keras.models.load_model(str(path), compile=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{path}: not a readable Keras model ({type(e).__name__}); retrain it or pass another file") from e

@@ -1,0 +1,70 @@
+"""Every registry model builds, reports its size, and learns a little on a real 2k slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from edgedigits import data, models, train  # noqa: E402
+from firmware_harness.errors import UserError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small(mnist_path):
+    return data.load_splits(mnist_path, limit=2000)
+
+
+def test_reference_parameter_counts():
+    assert models.create_model("cnn_basic").count_params() == 2_380_938
+    assert models.create_model("cnn_deep").count_params() == 887_530
+    assert models.create_model("lenet5").count_params() == 61_706
+
+
+def test_ds_cnn_width_and_depth_change_size():
+    base = models.create_model("ds_cnn")
+    assert models.create_model("ds_cnn", width=0.5).count_params() < base.count_params() / 2
+    assert models.create_model("ds_cnn", depth=3).count_params() > base.count_params()
+    assert models.count_macs(models.create_model("ds_cnn_micro")) < models.count_macs(base)
+
+
+def test_bn_follows_every_conv_in_ds_cnn():
+    """Conv/Depthwise -> BatchNorm -> ReLU6, the order QAT folds."""
+    model = models.create_model("ds_cnn")
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D"):
+            assert type(layers[i + 1]).__name__ == "BatchNormalization"
+            assert type(layers[i + 2]).__name__ == "ReLU" and layers[i + 2].max_value == 6.0
+
+
+def test_unknown_model_is_a_one_line_error():
+    with pytest.raises(UserError, match="unknown model 'resnet'.*ds_cnn"):
+        models.create_model("resnet")
+
+
+@pytest.mark.parametrize("name", ["ds_cnn", "ds_cnn_micro", "mlp", "lenet5", "cnn_basic", "cnn_bn", "cnn_deep"])
+def test_model_learns_on_a_small_slice(name, small):
+    model = models.create_model(name)
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert models.count_macs(model) > 0
+    train.compile_model(model, 2e-3)
+    before = train.evaluate_keras(model, small.x_val, small.y_val)[0]
+    model.fit(data.make_dataset(small.x_train, small.y_train, 64, train=True), steps_per_epoch=32, epochs=1, verbose=0)
+    after = train.evaluate_keras(model, small.x_val, small.y_val)[0]
+    assert after < before, f"{name}: validation loss did not drop ({before:.3f} -> {after:.3f})"
+
+
+def test_augmentation_is_seeded_and_keeps_digits_in_frame(small):
+    from edgedigits._tf import tf
+
+    images = tf.constant(data.to_model_input(small.x_train[:64]))
+    a = data.random_affine(images, tf.constant([3, 4], tf.int64)).numpy()
+    b = data.random_affine(images, tf.constant([3, 4], tf.int64)).numpy()
+    c = data.random_affine(images, tf.constant([5, 6], tf.int64)).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    ink_before = images.numpy().sum(axis=(1, 2, 3))
+    ink_after = a.sum(axis=(1, 2, 3))
+    assert np.all(ink_after > 0.6 * ink_before), "a ±10 % shift/zoom should not push digits out of the frame"

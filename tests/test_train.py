@@ -1,0 +1,72 @@
+"""`edgedigits train`: real training on real slices, artifacts, reproducibility."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from conftest import assert_one_line_error, run_cli  # noqa: E402
+from edgedigits import cards, train  # noqa: E402
+
+
+def _train(tmp_path, name, seed, mnist_path):
+    out = tmp_path / name
+    result = run_cli("train", "--model", "ds_cnn_micro", "--epochs", "1", "--limit", "1500", "--seed", str(seed),
+                     "--data", str(mnist_path), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_train_writes_model_history_curves_card_and_is_reproducible(tmp_path, mnist_path):
+    first = _train(tmp_path, "a", 7, mnist_path)
+    again = _train(tmp_path, "b", 7, mnist_path)
+    other = _train(tmp_path, "c", 8, mnist_path)
+    loss = [json.loads((d / "history.json").read_text())["loss"][0] for d in (first, again, other)]
+    assert loss[0] == loss[1], "the same --seed must give the same first-epoch loss"
+    assert loss[0] != loss[2]
+
+    for name in ("model.keras", "history.json", "curves.png", "card.json"):
+        assert (first / name).stat().st_size > 0
+    card = json.loads((first / "card.json").read_text())
+    assert card["sha256"] == cards.sha256_file(first / "model.keras")
+    assert card["recipe"]["seed"] == 7 and card["model"] == "ds_cnn_micro"
+    assert card["data"]["dataset"] == "mnist" and card["data"]["train"] == 1500
+    assert "--seed 7" in card["command"]
+    model = train.load_keras_model(first / "model.keras")
+    assert model.count_params() == card["params"]
+    from firmware_harness import mnist
+
+    test = mnist.load(mnist_path, splits=("test",))
+    _, accuracy = train.evaluate_keras(model, test.x_test[:1500], test.y_test[:1500])
+    assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--schedule", "step"], "unknown schedule"),
+])
+def test_train_bad_options(tmp_path, mnist_path, args, fragment):
+    result = run_cli("train", *args, "--limit", "500", "--data", str(mnist_path), "--out", str(tmp_path / "x"))
+    assert_one_line_error(result, 2, fragment)
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"PK\x03\x04 not really a keras file")
+    with pytest.raises(Exception, match="not a readable Keras model"):
+        train.load_keras_model(bad)
+
+
+def test_evaluate_keras_matches_manual_accuracy(mnist_path):
+    from edgedigits import data, models
+
+    splits = data.load_splits(mnist_path, limit=300)
+    model = models.create_model("mlp")
+    logits = model.predict(data.to_model_input(splits.x_test), verbose=0)
+    _, accuracy = train.evaluate_keras(model, splits.x_test, splits.y_test)
+    assert accuracy == pytest.approx(np.mean(np.argmax(logits, 1) == splits.y_test))
