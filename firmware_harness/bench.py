@@ -1,0 +1,134 @@
+"""Size, accuracy and latency of `.tflite` digit models: one row per model, one machine per table.
+
+Method (also in the README):
+- accuracy: the whole test set, batched (`resize_tensor_input` to 1024 images, one
+  invoke per batch); `accuracy_s` is how long that took.
+- latency: batch size 1; `warmup` untimed runs, then `runs` timed runs cycling through
+  test images, each timed with `time.perf_counter_ns`.
+  * invoke-only: `interpreter.invoke()` alone, the input already in the tensor;
+  * end-to-end: from a uint8 28x28 image to the predicted digit: quantize (or scale
+    to [0, 1] for float models) + set_tensor + invoke + get_tensor + dequantize + argmax.
+  p50/p90/p99/mean in microseconds; images/s = 1e6 / end-to-end mean.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import mnist
+from firmware_harness.device import machine_info
+from firmware_harness.runtime import Model
+
+ROW_KEYS = ("model", "backend", "backend_version", "input_dtype", "bytes", "gzip_bytes", "params", "macs",
+            "accuracy", "n_eval", "invoke_us", "e2e_us", "images_per_s", "threads")
+
+
+@dataclass
+class BenchSettings:
+    warmup: int = 50
+    runs: int = 1000
+    threads: int = 1
+    backend: str | None = None
+
+
+def percentiles(samples_ns: np.ndarray, keys=("p50", "p90", "p99")) -> dict:
+    us = samples_ns / 1000.0
+    out = {k: round(float(np.percentile(us, int(k[1:]))), 2) for k in keys}
+    out["mean"] = round(float(us.mean()), 2)
+    return out
+
+
+def time_single(model: Model, images: np.ndarray, warmup: int, runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image nanoseconds for invoke alone and for the whole uint8-image-to-digit path."""
+    interp, in_index, out_index = model._interp, model._in["index"], model._out["index"]  # noqa: SLF001
+    model.invoke_quantized(model.quantize(images[:1]))  # batch size 1 from here on
+    invoke_ns = np.empty(runs, np.int64)
+    e2e_ns = np.empty(runs, np.int64)
+    clock = time.perf_counter_ns
+    for i in range(-warmup, runs):
+        image = images[i % len(images)][None]
+        t0 = clock()
+        x = model.quantize(image)
+        interp.set_tensor(in_index, x)
+        t1 = clock()
+        interp.invoke()
+        t2 = clock()
+        int(np.argmax(model.dequantize(interp.get_tensor(out_index))))
+        t3 = clock()
+        if i >= 0:
+            invoke_ns[i] = t2 - t1
+            e2e_ns[i] = t3 - t0
+    return invoke_ns, e2e_ns
+
+
+def bench_model(path: str | Path, test: mnist.DigitData, settings: BenchSettings) -> dict:
+    """One table row: size, accuracy on the whole test set, single-image latency."""
+    model = Model(path, backend=settings.backend, threads=settings.threads)
+    started = time.perf_counter()
+    predicted = np.argmax(model.predict(test.x_test), axis=1)
+    accuracy_s = time.perf_counter() - started
+    invoke_ns, e2e_ns = time_single(model, test.x_test, settings.warmup, settings.runs)
+    e2e = percentiles(e2e_ns)
+    return {
+        "model": model.name,
+        "path": str(path),
+        "backend": model.backend.name,
+        "backend_version": model.backend.version,
+        "input_dtype": np.dtype(model.input.dtype).name,
+        "bytes": model.size_bytes,
+        "gzip_bytes": len(gzip.compress(model.content, compresslevel=9, mtime=0)),
+        "params": model.info.param_count(),
+        "macs": model.info.mac_count(),
+        "accuracy": round(float(np.mean(predicted == test.y_test)), 6),
+        "n_eval": int(len(test.y_test)),
+        "accuracy_s": round(accuracy_s, 3),
+        "invoke_us": percentiles(invoke_ns),
+        "e2e_us": {"p50": e2e["p50"], "p90": e2e["p90"], "mean": e2e["mean"]},
+        "images_per_s": round(1e6 / e2e["mean"], 1),
+        "threads": settings.threads,
+        "runs": settings.runs,
+        "warmup": settings.warmup,
+    }
+
+
+def device_section(rows: list[dict]) -> dict:
+    info = machine_info()
+    backends = sorted({f"{r['backend']} {r['backend_version']}" for r in rows})
+    info["backend"] = ", ".join(backends)
+    info["dataset"] = rows[0].get("dataset") if rows else None
+    return info
+
+
+def markdown(result: dict) -> str:
+    """The device line and the table, as Markdown."""
+    d = result["device"]
+    lines = [
+        f"Machine: {d['cpu']} ({d['arch']}, {d['cores']} cores), {d['os']}, Python {d['python']}, "
+        f"numpy {d['numpy']}, backend {d['backend']}",
+        "",
+        "| model | input | backend | bytes | gzip | params | MACs | accuracy | images | invoke p50 µs | p90 | p99 "
+        "| mean | e2e p50 µs | images/s | threads |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        inv = r["invoke_us"]
+        lines.append(
+            f"| {r['model']} | {r['input_dtype']} | {r['backend']} {r['backend_version']} | {r['bytes']:,} | "
+            f"{r['gzip_bytes']:,} | {r['params']:,} | {r['macs']:,} | {r['accuracy']:.2%} | {r['n_eval']:,} | "
+            f"{inv['p50']:.1f} | {inv['p90']:.1f} | {inv['p99']:.1f} | {inv['mean']:.1f} | {r['e2e_us']['p50']:.1f} | "
+            f"{r['images_per_s']:,.0f} | {r['threads']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run(models: list[Path], test: mnist.DigitData, settings: BenchSettings) -> dict:
+    """Benchmark every model in one process, in order, on the same data and settings."""
+    rows = [bench_model(path, test, settings) for path in models]
+    for row in rows:
+        row["dataset"] = test.name
+    return {"device": device_section(rows), "rows": rows}

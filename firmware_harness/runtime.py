@@ -1,0 +1,221 @@
+"""Run a `.tflite` digit model on whichever TFLite interpreter this device has.
+
+Backends, in the order tried: LiteRT (`ai_edge_litert`), `tflite_runtime`, then
+`tensorflow.lite` (desktop fallback only). `Model` validates the file before the
+interpreter sees it, quantizes inputs and dequantizes outputs, and predicts batches
+with one `invoke` through `resize_tensor_input`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import native_stderr, tflite_file
+from firmware_harness.device import package_version
+from firmware_harness.errors import UserError
+
+# name -> (module, attribute path of the Interpreter class, distribution that reports the version)
+BACKENDS = {
+    "litert": ("ai_edge_litert.interpreter", "Interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter", "tflite-runtime"),
+    "tensorflow": ("tensorflow", "lite.Interpreter", "tensorflow"),
+}
+MAX_MODEL_BYTES = 256 << 20
+BATCH = 1024  # images per invoke when predicting many
+# tflite-runtime 2.14's Python wrapper does not verify the flatbuffer and segfaults or hangs on
+# some malformed files that pass our reader; a file is first run in a child process there.
+PROBED_BACKENDS = {"tflite-runtime"}
+PROBE_TIMEOUT_S = 10
+_probed: set[tuple[str, str]] = set()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    version: str
+    interpreter: type
+
+
+@cache
+def _import_backend(name: str) -> Backend | None:
+    module_name, attribute, dist = BACKENDS[name]
+    if name == "tensorflow":  # keep a later `import edgedigits._tf` on Keras 2, as tfmot needs
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    try:
+        found = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return Backend(name, package_version(dist) or "unknown", found)
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """The backend called `name`, or the first one that imports."""
+    if name is not None:
+        if name not in BACKENDS:
+            raise UserError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}")
+        backend = _import_backend(name)
+        if backend is None:
+            raise UserError(f"backend '{name}' is not installed; pip install {BACKENDS[name][2]}")
+        return backend
+    for candidate in BACKENDS:
+        backend = _import_backend(candidate)
+        if backend is not None:
+            return backend
+    raise UserError("no TFLite interpreter is installed; pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)")
+
+
+def available_backends() -> list[Backend]:
+    """Every backend that imports here, in preference order (imports TensorFlow if installed)."""
+    return [b for b in map(_import_backend, BACKENDS) if b is not None]
+
+
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a model file, with one-line errors for a missing, empty or huge file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"{path}: empty file; export the model again")
+    if size > MAX_MODEL_BYTES:
+        raise UserError(f"{path}: {size >> 20} MiB is too large for a digit model (limit {MAX_MODEL_BYTES >> 20} MiB)")
+    return path.read_bytes()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: type
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0
+
+
+class Model:
+    """A digit classifier: float images in [0, 1] (or uint8 pixels) in, float logits out."""
+
+    def __init__(self, source: str | os.PathLike | bytes, backend: str | None = None, threads: int | None = None,
+                 name: str | None = None, probe: bool = True):
+        if isinstance(source, (bytes, bytearray)):
+            self.content, self.path = bytes(source), None
+        else:
+            self.path = Path(source)
+            self.content = read_model_bytes(self.path)
+        label = str(self.path) if self.path else "model bytes"
+        self.name = name or (self.path.stem if self.path else "model")
+        try:
+            self.info = tflite_file.parse(self.content)
+        except tflite_file.MalformedModel as e:
+            raise UserError(f"{label}: {e}; export the model again") from e
+        _check_digit_model(self.info, label)
+        self.backend = get_backend(backend)
+        self.threads = threads
+        if probe and self.backend.name in PROBED_BACKENDS:
+            _probe_in_child(self.content, self.backend.name, label)
+        try:
+            with native_stderr.captured(replay_on_error=False):  # "INFO: Created ... XNNPACK delegate"
+                self._interp = self.backend.interpreter(model_content=self.content, num_threads=threads)
+                self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"{label}: the {self.backend.name} interpreter refused it ({reason[:200]})") from e
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self.input = _spec(self._in)
+        self.output = _spec(self._out)
+        self._batch = 1
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.content)
+
+    def quantize(self, images: np.ndarray) -> np.ndarray:
+        """uint8 pixels (N, 28, 28) or floats in [0, 1] (N, 28, 28[, 1]) -> the input tensor's dtype."""
+        x = images[..., None] if images.ndim == 3 else images
+        spec = self.input
+        if x.dtype == np.uint8:
+            if spec.dtype == np.uint8 and spec.quantized and abs(spec.scale * 255 - 1) < 1e-6 and spec.zero_point == 0:
+                return x
+            if spec.dtype == np.int8 and spec.quantized and abs(spec.scale * 255 - 1) < 1e-6 and spec.zero_point == -128:
+                return (x.astype(np.int16) - 128).astype(np.int8)  # exact: q = pixel - 128
+            x = x.astype(np.float32) / 255.0
+        if not spec.quantized:
+            return x.astype(spec.dtype, copy=False)
+        info = np.iinfo(spec.dtype)
+        return np.clip(np.round(x / spec.scale + spec.zero_point), info.min, info.max).astype(spec.dtype)
+
+    def dequantize(self, raw: np.ndarray) -> np.ndarray:
+        if not self.output.quantized:
+            return raw.astype(np.float32, copy=False)
+        return (raw.astype(np.float32) - self.output.zero_point) * self.output.scale
+
+    def _resize(self, n: int) -> None:
+        if n != self._batch:
+            self._interp.resize_tensor_input(self._in["index"], [n, *self.input.shape[1:]])
+            self._interp.allocate_tensors()
+            self._batch = n
+
+    def invoke_quantized(self, xq: np.ndarray) -> np.ndarray:
+        """One invoke on an already-quantized batch; returns the raw output tensor."""
+        self._resize(len(xq))
+        self._interp.set_tensor(self._in["index"], xq)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out["index"])
+
+    def predict(self, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
+        """Float logits (N, 10) for N images; one invoke per `batch` images."""
+        if len(images) == 0:
+            return np.zeros((0, self.output.shape[-1]), np.float32)
+        chunks = [self.dequantize(self.invoke_quantized(self.quantize(images[i:i + batch])))
+                  for i in range(0, len(images), batch)]
+        return np.concatenate(chunks)
+
+
+def _probe_in_child(content: bytes, backend: str, label: str) -> None:
+    """Load and run the model once in a child process, so a crash or hang there cannot take this one down."""
+    key = (hashlib.sha256(content).hexdigest(), backend)
+    if key in _probed:
+        return
+    command = [sys.executable, "-m", "firmware_harness.probe", backend]
+    try:
+        result = subprocess.run(command, input=content, capture_output=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise UserError(f"{label}: the {backend} interpreter hangs on this file; it is malformed") from e
+    if result.returncode < 0:
+        raise UserError(f"{label}: the {backend} interpreter crashes on this file (signal {-result.returncode}); "
+                        f"it is malformed")
+    if result.returncode != 0:
+        lines = result.stderr.decode(errors="replace").strip().splitlines()
+        raise UserError(lines[-1].removeprefix("error: ") if lines else f"{label}: the model failed its trial run")
+    _probed.add(key)
+
+
+def _spec(details: dict) -> TensorSpec:
+    scale, zero_point = details.get("quantization", (0.0, 0))
+    return TensorSpec(tuple(int(d) for d in details["shape"]), details["dtype"], float(scale), int(zero_point))
+
+
+def _check_digit_model(info: tflite_file.TFLiteModel, label: str) -> None:
+    """Refuse a model that does not take one 28x28 image and give 10 scores."""
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise UserError(f"{label}: expected one input and one output, found {len(info.inputs)} and {len(info.outputs)}")
+    shape_in = info.tensors[info.inputs[0]].shape
+    shape_out = info.tensors[info.outputs[0]].shape
+    if tuple(shape_in[1:3]) != (28, 28) or int(np.prod(shape_in[1:])) != 784:
+        raise UserError(f"{label}: input shape {list(shape_in)} is not a 28x28 image; this is not a digit model")
+    if not shape_out or shape_out[-1] != 10:
+        raise UserError(f"{label}: output shape {list(shape_out)} does not give 10 digit scores")

@@ -1,0 +1,102 @@
+"""`python -m firmware_harness bench` / `edgedigits bench`: the table, the JSON, the errors.
+
+No TensorFlow here: this file also runs in the tflite-runtime + numpy<2 environment.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+
+ROW_KEYS = {"model", "backend", "backend_version", "input_dtype", "bytes", "gzip_bytes", "params", "macs",
+            "accuracy", "n_eval", "invoke_us", "e2e_us", "images_per_s", "threads"}
+DEVICE_KEYS = {"cpu", "arch", "cores", "os", "python", "numpy", "backend"}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory, mnist_path, shipped_model):
+    out = tmp_path_factory.mktemp("bench")
+    result = run_cli("bench", str(shipped_model), "--data", str(mnist_path), "--runs", "300", "--warmup", "20",
+                     "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
+                     module="firmware_harness.__main__")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
+
+
+def test_json_has_every_field(bench_run):
+    _, data, _ = bench_run
+    assert DEVICE_KEYS <= data["device"].keys()
+    (row,) = data["rows"]
+    assert ROW_KEYS <= row.keys(), ROW_KEYS - row.keys()
+    assert {"p50", "p90", "p99", "mean"} <= row["invoke_us"].keys() and "p50" in row["e2e_us"]
+    assert row["n_eval"] == 10_000 and row["input_dtype"] == "int8" and row["threads"] == 1
+    assert 0 < row["invoke_us"]["p50"] <= row["invoke_us"]["p90"] <= row["invoke_us"]["p99"]
+    assert row["e2e_us"]["p50"] >= row["invoke_us"]["p50"]
+
+
+def test_table_is_printed_and_written(bench_run):
+    result, data, markdown = bench_run
+    assert result.stdout == markdown
+    assert markdown.startswith("Machine: ") and "| model | input | backend |" in markdown
+    assert f"| {data['rows'][0]['model']} | int8 |" in markdown
+
+
+def test_accuracy_matches_evaluate_and_is_batched_fast(bench_run, mnist_path, shipped_model, tmp_path):
+    _, data, _ = bench_run
+    row = data["rows"][0]
+    result = run_cli("evaluate", str(shipped_model), "--data", str(mnist_path), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = json.loads((tmp_path / "evaluation.json").read_text())
+    assert abs(row["accuracy"] - evaluated["accuracy"]) <= 0.0001
+    assert row["accuracy_s"] < 2.0, "the 10k test set should be measured batched in under 2 s"
+
+
+def test_edgedigits_bench_forwards_and_defaults_to_the_shipped_model(mnist_path, tmp_path):
+    result = run_cli("bench", "--data", str(mnist_path), "--runs", "20", "--warmup", "2", "--limit", "200",
+                     "--json", str(tmp_path / "b.json"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "b.json").read_text())["rows"][0]["model"] == "edgedigits_int8"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["missing.tflite"], "model not found"),
+    (["--backend", "tpu"], "invalid choice: 'tpu'"),
+    (["--data", "nowhere.npz"], "data not found"),
+    (["--runs", "0"], "--runs must be at least 1"),
+])
+def test_bench_errors_are_one_line(args, fragment, mnist_path, tmp_path):
+    data = [] if "--data" in args else ["--data", str(mnist_path)]
+    result = run_cli("bench", *args, *data, cwd=tmp_path)
+    assert_one_line_error(result, 2, fragment)
+
+
+def test_no_data_anywhere_says_what_to_set(tmp_path, shipped_model):
+    result = run_cli("bench", str(shipped_model), env={"EDGEDIGITS_DATA": "", "KERAS_HOME": str(tmp_path)})
+    assert_one_line_error(result, 2, "EDGEDIGITS_DATA")
+
+
+NO_TF = """
+import sys
+from edgedigits.cli import main
+sys.argv = ["edgedigits", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print("TENSORFLOW_LOADED" if "tensorflow" in sys.modules else "NO_TENSORFLOW", code)
+"""
+
+
+@pytest.mark.parametrize("command", ["bench", "evaluate", "--help"])
+def test_runtime_commands_never_import_tensorflow(command, mnist_path, shipped_model, tmp_path):
+    import subprocess
+    import sys
+
+    args = {"bench": ["bench", str(shipped_model), "--data", str(mnist_path), "--runs", "5", "--limit", "100"],
+            "evaluate": ["evaluate", str(shipped_model), "--data", str(mnist_path), "--out", str(tmp_path)],
+            "--help": ["--help"]}[command]
+    result = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, timeout=300)
+    assert "NO_TENSORFLOW 0" in result.stdout, result.stdout[-1000:] + result.stderr[-2000:]

@@ -1,0 +1,132 @@
+"""The device runtime: real .tflite files in a real interpreter, malformed files, backends.
+
+No TensorFlow here: this file also runs in the tflite-runtime + numpy<2 environment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from firmware_harness import runtime, tflite_file
+from firmware_harness.errors import UserError
+from firmware_harness.runtime import Model
+
+
+def test_shipped_model_is_int8_with_exact_pixel_mapping(shipped_model):
+    model = Model(shipped_model)
+    assert model.input.dtype == np.int8 and model.output.dtype == np.int8
+    assert model.input.shape == (1, 28, 28, 1)
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    pixels = np.pad(pixels, ((0, 0), (6, 6), (6, 6)))
+    np.testing.assert_array_equal(model.quantize(pixels)[..., 0], pixels.astype(np.int16) - 128)
+    as_float = model.quantize(pixels.astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(as_float[..., 0], pixels.astype(np.int16) - 128)
+
+
+def test_path_and_bytes_give_the_same_logits(shipped_model, test_images):
+    x, _ = test_images
+    from_path = Model(shipped_model).predict(x[:50])
+    from_bytes = Model(shipped_model.read_bytes()).predict(x[:50])
+    np.testing.assert_array_equal(from_path, from_bytes)
+
+
+def test_batched_prediction_equals_one_image_at_a_time(shipped_model, test_images):
+    x, _ = test_images
+    model = Model(shipped_model)
+    batched = model.predict(x[:300], batch=128)
+    single = np.concatenate([model.predict(x[i:i + 1]) for i in range(300)])
+    np.testing.assert_allclose(batched, single, atol=1e-6)
+    assert model.predict(x[:0]).shape == (0, 10)
+
+
+def test_reader_agrees_with_the_interpreter(shipped_model):
+    info = tflite_file.parse(shipped_model.read_bytes())
+    model = Model(shipped_model)
+    names = [op["op_name"] for op in model._interp._get_ops_details()]  # noqa: SLF001
+    for code, name in tflite_file.WEIGHTED_OPS.items():
+        assert names.count(name) == sum(op.builtin_code == code for op in info.operators), name
+    assert info.tensors[info.inputs[0]].shape == (1, 28, 28, 1)
+    assert info.float_activations() == []
+    assert 0.5 <= info.weight_sparsity() < 0.7
+    assert info.param_count() > 1000 and info.mac_count() > info.param_count()
+
+
+@pytest.mark.parametrize("case", ["random", "png", "truncated", "empty", "text", "flipped_header"])
+def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
+    content = shipped_model.read_bytes()
+    data = {
+        "random": np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "png": b"\x89PNG\r\n\x1a\n" + bytes(300),
+        "truncated": content[: len(content) // 2],
+        "empty": b"",
+        "text": b"hello, I am not a model\n",
+        "flipped_header": content[:4] + b"TFL4" + content[8:],
+    }[case]
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(data)
+    with pytest.raises(UserError) as err:
+        Model(path).predict(np.zeros((1, 28, 28), np.uint8))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_model_and_unknown_backend(tmp_path, shipped_model):
+    with pytest.raises(UserError, match="model not found"):
+        Model(tmp_path / "nope.tflite")
+    with pytest.raises(UserError, match="unknown backend 'tpu'"):
+        Model(shipped_model, backend="tpu")
+
+
+def test_backends_in_preference_order(shipped_model):
+    first = next(name for name in runtime.BACKENDS if runtime._import_backend(name) is not None)  # noqa: SLF001
+    assert Model(shipped_model).backend.name == first
+    forced = Model(shipped_model, backend=first)
+    assert forced.backend.version not in ("", "unknown")
+
+
+FUZZ_CHILD = textwrap.dedent("""
+    import random, sys
+    import numpy as np
+    from firmware_harness.errors import UserError
+    from firmware_harness.runtime import Model
+
+    content = open(sys.argv[1], "rb").read()
+    rng = random.Random(int(sys.argv[2]))
+    ok = refused = 0
+    for case in range(int(sys.argv[3])):
+        b = bytearray(content)
+        kind = case % 4
+        if kind == 0:
+            b = b[:rng.randrange(len(b))]
+        elif kind == 1:
+            for _ in range(rng.randint(1, 4)):
+                p = rng.randrange(len(b)); b[p] ^= 1 << rng.randrange(8)
+        elif kind == 2:
+            p = rng.randrange(len(b)); n = rng.randint(1, 64)
+            b[p:p + n] = bytes(rng.randrange(256) for _ in range(n))
+        else:
+            for _ in range(rng.randint(5, 40)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        try:
+            logits = Model(bytes(b)).predict(np.zeros((3, 28, 28), np.uint8))
+            assert logits.shape == (3, 10)
+            ok += 1
+        except UserError as e:
+            assert "\\n" not in str(e)
+            refused += 1
+    print(ok, refused)
+""")
+
+
+def test_fuzzed_models_never_kill_the_process(shipped_model):
+    """500 mutated copies: each ends in a clean error or a valid result; the process survives."""
+    result = subprocess.run([sys.executable, "-c", FUZZ_CHILD, str(shipped_model), "7", "500"],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"fuzz child died ({result.returncode}): {result.stderr[-2000:]}"
+    ok, refused = map(int, result.stdout.split())
+    assert ok + refused == 500
+    assert refused > 100 and ok > 50, (ok, refused)
