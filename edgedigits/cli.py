@@ -1,0 +1,189 @@
+"""The `edgedigits` command. Each command is a thin function over the modules that do the work.
+
+Modules are imported inside the commands: `--help`, `bench`, `predict` and `camera`
+never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from firmware_harness.errors import Interrupted, UserError, WorkError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, compress, export and run handwritten-digit models for phones, Raspberry Pis and microcontrollers.",
+)
+
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option("--data", help="mnist.npz or a folder of IDX files [default: $EDGEDIGITS_DATA, then ~/.keras/datasets/mnist.npz, then download]"),
+]
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="Registry model name (see `edgedigits models`).")] = "ds_cnn",
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate for Adam.")] = 3e-3,
+    schedule: Annotated[str, typer.Option(help="cosine (with warm-up) or plateau (ReduceLROnPlateau).")] = "cosine",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on the same machine.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/<model>].")] = None,
+    data: DataOption = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
+) -> None:
+    """Train a model on MNIST; writes model.keras, history.json, curves.png and card.json."""
+    from edgedigits import data as data_mod
+
+    splits = data_mod.load_splits(data, limit=limit)  # bad data fails fast, before TensorFlow loads
+    from edgedigits import train as train_mod
+
+    recipe = train_mod.Recipe(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed)
+    recipe.validate()
+    result = train_mod.train(recipe, splits, out or Path("runs") / model)
+    typer.echo(f"{model}: test accuracy {result.test_accuracy:.2%} ({len(splits.x_test)} images); "
+               f"best epoch {result.card['best_epoch']}, {result.card['wall_time_s']:.0f} s; saved {result.path}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered models with their parameters and MACs."""
+    from edgedigits import models as models_mod
+
+    for name in models_mod.model_names():
+        m = models_mod.create_model(name)
+        typer.echo(f"{name:14s} {m.count_params():>10,} params {models_mod.count_macs(m):>12,} MACs")
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted()
+
+
+@app.command()
+def export(
+    int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Prune, quantization-aware train and export the full-integer model.")] = True,
+    formats: Annotated[str, typer.Option(help="Also convert the float model to these formats: comma list of fp32, fp16, dynamic, int8 (post-training).")] = "",
+    model: Annotated[str, typer.Option(help="Registry model name.")] = "ds_cnn",
+    sparsity: Annotated[float, typer.Option(help="Target fraction of zero weights, 0 to 0.95 (0: plain QAT).")] = 0.5,
+    epochs: Annotated[int, typer.Option(help="Float training epochs.")] = 30,
+    prune_epochs: Annotated[int, typer.Option(help="Pruning fine-tuning epochs.")] = 4,
+    qat_epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs.")] = 3,
+    io: Annotated[str, typer.Option(help="int8 model input/output type: int8, or uint8 for apps that feed camera bytes.")] = "int8",
+    out: Annotated[Path, typer.Option(help="Output folder for the artifacts and the run's checkpoints.")] = Path("export"),
+    name: Annotated[Optional[str], typer.Option(help="Artifact name [default: edgedigits_int8 for ds_cnn, else <model>_int8].")] = None,
+    start_from: Annotated[Optional[Path], typer.Option("--from", help="Start from this trained float .keras model instead of training.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    data: DataOption = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
+) -> None:
+    """Train (or reuse), prune, quantization-aware train, convert, verify and write .tflite + card + C array."""
+    from edgedigits import data as data_mod
+    from edgedigits import pipeline
+
+    plan = pipeline.ExportPlan(
+        model=model, int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        sparsity=sparsity, epochs=epochs, prune_epochs=prune_epochs, qat_epochs=qat_epochs, io_type=io,
+        seed=seed, name=name, start_from=start_from,
+    )
+    plan.validate()  # bad options and data fail fast, before TensorFlow loads
+    splits = data_mod.load_splits(data, limit=limit)
+    cards = pipeline.run(plan, splits, out)
+    typer.echo(_summary_table(cards))
+
+
+def _summary_table(cards: list[dict]) -> str:
+    rows = ["| file | format | bytes | gzip | zero weights | float acc | tflite acc | agrees |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for c in cards:
+        rows.append(f"| {c['name']}.tflite | {c['format']} | {c['bytes']:,} | {c['gzip_bytes']:,} | "
+                    f"{c['weight_sparsity']:.1%} | {c['float_accuracy']:.2%} | {c['tflite_accuracy']:.2%} | "
+                    f"{c['agreement_with_keras']:.2%} |")
+    return "\n".join(rows)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Optional[Path], typer.Argument(help=".tflite or .keras model [default: the shipped model].")] = None,
+    data: DataOption = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for confusion.png, misclassified.png, evaluation.json [default: beside the model].")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow (for .tflite).")] = None,
+) -> None:
+    """Accuracy, per-class precision/recall/F1, confusion matrix and misclassified digits on the test set."""
+    import json
+
+    from edgedigits import evaluate as evaluate_mod
+    from firmware_harness import atomic, mnist
+
+    path = model or default_model()
+    where = mnist.locate(data)
+    if where is None:
+        raise UserError(f"no MNIST found: pass --data PATH or set {mnist.ENV_VAR}=/path/to/mnist.npz")
+    test = mnist.load(where, splits=("test",))
+    predicted = evaluate_mod.predict_file(path, test.x_test, backend)
+    result = evaluate_mod.metrics(test.y_test, predicted)
+    folder = atomic.ensure_dir(out or path.parent)
+    atomic.write_json(folder / "evaluation.json", {"model": str(path), "data": test.source, **result})
+    evaluate_mod.write_report(result, test.x_test, test.y_test, predicted, folder, title=path.name)
+    typer.echo(f"{path.name}: accuracy {result['accuracy']:.2%} on {result['n_eval']} test images ({test.name})")
+    typer.echo("digit  precision  recall  f1      support")
+    for row in result["per_class"]:
+        typer.echo(f"{row['digit']:>5}  {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}  {row['support']:>7}")
+    typer.echo(f"wrote {folder / 'evaluation.json'}")
+
+
+_FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _harness(command: str, ctx: typer.Context) -> None:
+    """Run a `python -m firmware_harness` command with this command's arguments (options defined there, once)."""
+    from firmware_harness.__main__ import main as harness_main
+
+    raise typer.Exit(harness_main([command, *ctx.args], prog="edgedigits"))
+
+
+@app.command(context_settings=_FORWARD, add_help_option=False)
+def bench(ctx: typer.Context) -> None:
+    """Size, accuracy and latency table for .tflite models [MODEL...] (see `edgedigits bench --help`)."""
+    _harness("bench", ctx)
+
+
+@app.command(context_settings=_FORWARD, add_help_option=False)
+def mcu(ctx: typer.Context) -> None:
+    """Run a model in TensorFlow Lite Micro: ops, tensor arena, agreement (see `edgedigits mcu --help`)."""
+    _harness("mcu", ctx)
+
+
+def default_model() -> Path:
+    """The shipped int8 model (package data)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("edgedigits.pretrained") / "edgedigits_int8.tflite"))
+    if not path.is_file():
+        raise UserError("the shipped model is missing from this install; pass a model path or run `edgedigits export --int8`")
+    return path
+
+
+def main() -> None:
+    """Entry point: one-line errors (exit 2 for bad input, 1 for failed work), no traceback unless --debug."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    try:
+        app()
+    except (UserError, WorkError) as e:
+        if debug:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except Interrupted:
+        typer.echo("interrupted", err=True)
+        sys.exit(Interrupted.exit_code)

@@ -1,0 +1,200 @@
+"""TFLite conversion and the artifacts a phone app or a firmware build embeds.
+
+Formats: fp32, fp16 (weights), dynamic-range (int8 weights, float activations) and
+full-integer int8 (int8 or uint8 input/output), calibrated on training images. After
+conversion the file is stripped of strings a device never reads, checked in a real
+interpreter against the Keras model, and written as `<name>.tflite`, `<name>.json`
+(the card), `labels.txt` and `<name>_model_data.cc/.h` (an aligned C array for TFLM).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits import cards, data
+from firmware_harness import atomic, native_stderr, tflite_file
+from firmware_harness.errors import UserError, WorkError
+from firmware_harness.runtime import Model
+
+FORMATS = ("fp32", "fp16", "dynamic", "int8")
+IO_TYPES = ("int8", "uint8")
+LABELS = [str(d) for d in range(10)]
+PREPROCESSING = {
+    "layout": "NHWC, 1x28x28x1 (the batch dimension can be resized)",
+    "pixels": "grayscale, white ink (255) on black (0), as in MNIST",
+    "digit": "scaled to fit a 20x20 box (aspect kept), placed in 28x28 with its centre of mass at the centre",
+    "float_input": "pixel / 255",
+    "int8_input": "pixel - 128 (scale 1/255, zero point -128)",
+    "uint8_input": "pixel (scale 1/255, zero point 0)",
+    "output": "10 logits (dequantize with the output scale and zero point); argmax is the digit",
+}
+
+
+def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io_type: str = "int8",
+            quantization_aware: bool = False) -> bytes:
+    """Convert a Keras model to TFLite bytes in format `fmt`.
+
+    int8 from a float model is post-training quantization calibrated on `calibration_images`;
+    from a QAT model (`quantization_aware`) the ranges learned in training are used.
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}'; choose from: {', '.join(FORMATS)}")
+    if io_type not in IO_TYPES:
+        raise UserError(f"unknown --io '{io_type}'; choose int8 or uint8")
+    from edgedigits._tf import tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if fmt != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if fmt == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if fmt == "int8":
+        if not quantization_aware:
+            if calibration_images is None:
+                raise ValueError("post-training int8 needs calibration images")
+            converter.representative_dataset = data.calibration_samples(calibration_images)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8 if io_type == "int8" else tf.uint8
+        converter.inference_output_type = converter.inference_input_type
+    try:
+        with native_stderr.captured():  # the converter prints MLIR diagnostics and quantizer settings
+            return bytes(converter.convert())
+    except Exception as e:  # the converter raises ConverterError/RuntimeError/ValueError with MLIR text
+        raise WorkError(f"TFLite conversion to {fmt} failed: {str(e).strip().splitlines()[0][:300]}") from e
+
+
+def strip(content: bytes) -> bytes:
+    """Drop what a device never reads (tensor and subgraph names, signature defs, description).
+
+    Inputs and outputs are then found by index, as TFLM and the mobile APIs do anyway.
+    """
+    from edgedigits._tf import tf  # noqa: F401 - flatbuffer_utils needs TensorFlow loaded the legacy-Keras way
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+@dataclass
+class Verification:
+    accuracy: float
+    agreement: float
+    n_eval: int
+    float_activations: list[str]
+
+
+def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Verification:
+    """Run the file in a real interpreter on the test set: accuracy, top-1 agreement with Keras, integer check."""
+    model = Model(content)
+    predicted = np.argmax(model.predict(x_test), axis=1)
+    floats = tflite_file.parse(content).float_activations() if fmt == "int8" else []
+    if floats:
+        raise WorkError(f"the int8 model still has float activations: {', '.join(floats[:5])}")
+    return Verification(
+        accuracy=float(np.mean(predicted == y_test)),
+        agreement=float(np.mean(predicted == np.argmax(keras_logits, axis=1))),
+        n_eval=len(y_test),
+        float_activations=floats,
+    )
+
+
+def describe(content: bytes) -> dict:
+    """Size, structure and I/O of a TFLite file, for its card."""
+    info = tflite_file.parse(content)
+    io = {}
+    for key, index in (("input", info.inputs[0]), ("output", info.outputs[0])):
+        t = info.tensors[index]
+        io[key] = {
+            "shape": list(t.shape),
+            "dtype": np.dtype(t.dtype).name,
+            "scale": t.scales[0] if t.scales else None,
+            "zero_point": int(t.zero_points[0]) if t.zero_points else None,
+        }
+    return {
+        "bytes": len(content),
+        "gzip_bytes": len(gzip.compress(content, compresslevel=9, mtime=0)),
+        "params": info.param_count(),
+        "macs": info.mac_count(),
+        "weight_sparsity": round(info.weight_sparsity(), 4),
+        **io,
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+
+
+def c_identifier(name: str) -> str:
+    ident = re.sub(r"\W", "_", name)
+    return ident if not ident[0].isdigit() else f"m_{ident}"
+
+
+def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
+    """(header, source) of the model as a 16-byte-aligned C array, in the style of TFLM's hello_world."""
+    ident = c_identifier(name)
+    guard = f"{ident.upper()}_MODEL_DATA_H_"
+    camel = "".join(part.capitalize() for part in ident.split("_"))
+    arena = card.get("tensor_arena_bytes")
+    lines = [
+        f"// {name}: generated by edgedigits; do not edit. sha256 {card['sha256']}",
+        f"// input {card['input']['dtype']} {card['input']['shape']} scale {card['input']['scale']} "
+        f"zero_point {card['input']['zero_point']}; output {card['output']['dtype']} {card['output']['shape']} "
+        f"scale {card['output']['scale']} zero_point {card['output']['zero_point']}",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <cstddef>",
+        "",
+        f"extern const unsigned char g_{ident}_model_data[];",
+        f"extern const unsigned int g_{ident}_model_data_len;",
+    ]
+    if arena:
+        lines.append(f"// Smallest arena TFLite Micro {card.get('tflm_version', '')} ran this model in; add headroom.")
+        lines.append(f"constexpr size_t k{camel}TensorArenaSize = {arena};")
+    lines += ["", f"#endif  // {guard}", ""]
+    header = "\n".join(lines)
+    rows = [", ".join(f"0x{b:02x}" for b in content[i:i + 12]) for i in range(0, len(content), 12)]
+    source = "\n".join([
+        f"// {name}: generated by edgedigits; do not edit.",
+        f'#include "{name}_model_data.h"',
+        "",
+        f"alignas(16) const unsigned char g_{ident}_model_data[] = {{",
+        *(f"    {row}," for row in rows),
+        "};",
+        f"const unsigned int g_{ident}_model_data_len = {len(content)};",
+        "",
+    ])
+    return header, source
+
+
+def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) -> list[Path]:
+    """Write the .tflite, its card, labels.txt and the C array, each atomically."""
+    out_dir = atomic.ensure_dir(out_dir)
+    header, source = c_array(content, name, card)
+    return [
+        atomic.write_bytes(out_dir / f"{name}.tflite", content),
+        atomic.write_json(out_dir / f"{name}.json", card),
+        atomic.write_text(out_dir / "labels.txt", "\n".join(LABELS) + "\n"),
+        atomic.write_text(out_dir / f"{name}_model_data.h", header),
+        atomic.write_text(out_dir / f"{name}_model_data.cc", source),
+    ]
+
+
+def build_card(content: bytes, fmt: str, io_type: str, verification: Verification, **extra) -> dict:
+    """The JSON card for one exported file."""
+    return {
+        "format": fmt,
+        "io_type": io_type if fmt == "int8" else "float32",
+        **describe(content),
+        "labels": LABELS,
+        "preprocessing": PREPROCESSING,
+        "tflite_accuracy": verification.accuracy,
+        "agreement_with_keras": verification.agreement,
+        "n_eval": verification.n_eval,
+        **extra,
+        **cards.provenance(),
+    }

@@ -1,0 +1,194 @@
+"""The `edgedigits export` chain: train -> prune -> QAT -> convert -> verify -> artifacts.
+
+Each stage keeps its checkpoints in a run folder named by a hash of what decides it
+(model, recipe, data), so running the same command again reuses finished stages and
+continues an interrupted one from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits import compress, data, export
+from firmware_harness import atomic
+from firmware_harness.errors import UserError
+
+
+@dataclass
+class ExportPlan:
+    """What `edgedigits export` makes; every field is a CLI option."""
+
+    model: str = "ds_cnn"
+    int8: bool = True  # the pruned + QAT full-integer model
+    formats: tuple[str, ...] = ()  # plain conversions of the float model
+    sparsity: float = compress.DEFAULT_SPARSITY
+    epochs: int = 30
+    prune_epochs: int = 4
+    qat_epochs: int = 3
+    io_type: str = "int8"
+    seed: int = 0
+    name: str | None = None
+    start_from: Path | None = None  # a trained float .keras model: skip training
+    recipe_overrides: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Check the options before any data or TensorFlow is loaded."""
+        compress.check_sparsity(self.sparsity)
+        if self.start_from is not None and not Path(self.start_from).is_file():
+            raise UserError(f"starting checkpoint not found: {self.start_from}")
+        for fmt in self.formats:
+            if fmt not in export.FORMATS:
+                raise UserError(f"unknown format '{fmt}'; choose from: {', '.join(export.FORMATS)}")
+        if self.io_type not in export.IO_TYPES:
+            raise UserError(f"unknown --io '{self.io_type}'; choose int8 or uint8")
+        if not self.int8 and not self.formats:
+            raise UserError("nothing to export: pass --int8 and/or --formats fp32,fp16,dynamic,int8")
+        for stage in ("epochs", "prune_epochs", "qat_epochs"):
+            if getattr(self, stage) < 1:
+                raise UserError(f"--{stage.replace('_', '-')} must be at least 1")
+
+    def artifact_name(self, fmt: str | None = None) -> str:
+        if fmt is None:  # the compressed model
+            return self.name or ("edgedigits_int8" if self.model == "ds_cnn" else f"{self.model}_int8")
+        return f"{self.model}_{fmt}"
+
+
+def _stage(step: str, message: str) -> None:
+    print(f"[{step}] {message}", file=sys.stderr, flush=True)
+
+
+def run_key(plan: ExportPlan, recipe, splits: data.Splits) -> str:
+    """A short hash of what decides the float model: same key, same checkpoint."""
+    fingerprint = hashlib.sha256(splits.x_train.tobytes() + splits.y_train.tobytes()).hexdigest()
+    start = export_sha(plan.start_from) if plan.start_from else None
+    blob = json.dumps({"recipe": asdict(recipe), "data": fingerprint, "start": start}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def export_sha(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as e:
+        raise UserError(f"cannot read starting checkpoint {path}: {e.strerror}") from e
+
+
+def float_model(plan: ExportPlan, splits: data.Splits, run_dir: Path):
+    """The trained float model: from --from, a finished run in `run_dir`, or a new (resumable) training run."""
+    from edgedigits import train
+
+    if plan.start_from:
+        model = train.load_keras_model(plan.start_from)
+        return model, {"source": str(plan.start_from), "test_accuracy": train.evaluate_keras(model, splits.x_test, splits.y_test)[1]}
+    card_path, model_path = run_dir / "card.json", run_dir / "model.keras"
+    if card_path.exists() and model_path.exists():
+        card = json.loads(card_path.read_text())
+        if card.get("sha256") == export_sha(model_path):
+            _stage("train", f"reusing {model_path} (test accuracy {card['test_accuracy']:.2%})")
+            return train.load_keras_model(model_path), card
+    recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
+    result = train.train(recipe, splits, run_dir)
+    return result.model, result.card
+
+
+def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
+    """Run the chain and write artifacts to `out_dir`; returns one card per exported file."""
+    from edgedigits import train
+
+    plan.validate()
+    out_dir = atomic.ensure_dir(out_dir)
+    started = time.perf_counter()
+    recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
+    run_dir = out_dir / "runs" / f"{plan.model}-{run_key(plan, recipe, splits)}"
+    timings = {}
+
+    _stage("1/4 train", f"{plan.model} float model in {run_dir}")
+    t = time.perf_counter()
+    model, float_card = float_model(plan, splits, run_dir)
+    timings["train_s"] = round(time.perf_counter() - t, 1)
+    float_acc = float_card["test_accuracy"]
+    cards = []
+
+    for fmt in plan.formats:
+        _stage("convert", f"{plan.model} -> {fmt}")
+        logits = model.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0)
+        converted = export.convert(model, fmt, calibration_images=splits.x_train, io_type=plan.io_type)
+        content = export.strip(converted)
+        cards.append(_finish(plan.artifact_name(fmt), content, fmt, plan.io_type, logits, splits, out_dir,
+                             stripped_bytes=len(converted) - len(content), float_accuracy=float_acc,
+                             source={"model": plan.model, "float_card": float_card}))
+
+    if plan.int8:
+        stage_root = run_dir / "checkpoints"
+        tag = f"s{round(plan.sparsity * 100)}"
+        t = time.perf_counter()
+        if plan.sparsity > 0:
+            _stage("2/4 prune", f"magnitude pruning to {plan.sparsity:.0%}, {plan.prune_epochs} epochs")
+            model = compress.prune(model, splits, plan.sparsity,
+                                   compress.StageRecipe(plan.prune_epochs, lr=5e-4, seed=plan.seed),
+                                   stage_root / f"prune-{tag}-e{plan.prune_epochs}")
+        timings["prune_s"] = round(time.perf_counter() - t, 1)
+        pruned_acc = train.evaluate_keras(model, splits.x_test, splits.y_test)[1]
+        layers = compress.sparsity_report(model)
+        _stage("2/4 prune", f"sparsity {compress.overall_sparsity(layers):.1%}, test accuracy {pruned_acc:.2%}")
+
+        t = time.perf_counter()
+        _stage("3/4 qat", f"int8 quantization-aware training, {plan.qat_epochs} epochs")
+        qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=2e-4, seed=plan.seed),
+                                stage_root / f"qat-{tag}-p{plan.prune_epochs}-e{plan.qat_epochs}",
+                                preserve_sparsity=plan.sparsity > 0)
+        timings["qat_s"] = round(time.perf_counter() - t, 1)
+
+        _stage("4/4 convert", f"full-integer {plan.io_type} TFLite, verified on {len(splits.x_test)} test images")
+        t = time.perf_counter()
+        logits = qat.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0)
+        converted = export.convert(qat, "int8", io_type=plan.io_type, quantization_aware=True)
+        content = export.strip(converted)
+        timings["convert_s"] = round(time.perf_counter() - t, 1)
+        timings["total_s"] = round(time.perf_counter() - started, 1)
+        cards.append(_finish(
+            plan.artifact_name(), content, "int8", plan.io_type, logits, splits, out_dir,
+            stripped_bytes=len(converted) - len(content), float_accuracy=float_acc, pruned_float_accuracy=pruned_acc, qat_keras_accuracy=float(
+                np.mean(np.argmax(logits, axis=1) == splits.y_test)),
+            target_sparsity=plan.sparsity, layer_sparsity=compress.overall_sparsity(layers), layers=layers,
+            source={"model": plan.model, "plan": _plan_dict(plan), "float_card": float_card, "timings": timings},
+        ))
+    return cards
+
+
+def _plan_dict(plan: ExportPlan) -> dict:
+    d = asdict(plan)
+    d["start_from"] = str(plan.start_from) if plan.start_from else None
+    return d
+
+
+def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.ndarray, splits: data.Splits,
+            out_dir: Path, **extra) -> dict:
+    """Verify a converted file, measure its TFLM arena if it is int8, write the artifacts."""
+    check = export.verify(content, fmt, keras_logits, splits.x_test, splits.y_test)
+    if fmt == "int8":
+        extra.update(_tflm_arena(content, splits.x_test[:1]))
+    card = export.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
+    export.write_artifacts(out_dir, name, content, card)
+    _stage("done", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {check.accuracy:.2%} on "
+                   f"{check.n_eval} test images, {card['weight_sparsity']:.1%} zero weights")
+    return card
+
+
+def _tflm_arena(content: bytes, sample: np.ndarray) -> dict:
+    """The TFLM tensor arena for the C header, when the tflite-micro wheel is installed."""
+    try:
+        from firmware_harness import mcu
+        from firmware_harness.runtime import Model
+
+        model = Model(content)
+        from tflite_micro import __version__ as tflm_version
+    except (ImportError, UserError):
+        return {}
+    return {"tensor_arena_bytes": mcu.arena_bytes(content, model.quantize(sample)), "tflm_version": tflm_version}

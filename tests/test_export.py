@@ -1,0 +1,152 @@
+"""`edgedigits export`: the whole chain on a real slice, real files in a real interpreter."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from conftest import assert_one_line_error, run_cli  # noqa: E402
+from firmware_harness import mnist, tflite_file  # noqa: E402
+from firmware_harness.runtime import Model  # noqa: E402
+
+LIMIT = 2000
+FAST = ["--limit", str(LIMIT), "--epochs", "2", "--prune-epochs", "1", "--qat-epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, mnist_path):
+    out = tmp_path_factory.mktemp("export")
+    result = run_cli("export", "--model", "ds_cnn_micro", *FAST, "--formats", "fp32,fp16,dynamic,int8",
+                     "--data", str(mnist_path), "--out", str(out), "--name", "micro_int8")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def test_set(mnist_path):
+    data = mnist.load(mnist_path, splits=("test",))
+    return data.x_test[:LIMIT], data.y_test[:LIMIT]
+
+
+def test_int8_file_runs_in_a_real_interpreter_with_int8_io(exported, test_set):
+    out, _ = exported
+    model = Model(out / "micro_int8.tflite")
+    assert model.input.dtype == np.int8 and model.output.dtype == np.int8
+    assert model.input.scale == pytest.approx(1 / 255) and model.input.zero_point == -128
+    assert tflite_file.parse(model.content).float_activations() == []
+    accuracy = np.mean(np.argmax(model.predict(test_set[0]), axis=1) == test_set[1])
+    assert accuracy > 0.5, "two epochs on 2k images should already beat chance by far"
+
+
+def test_reached_sparsity_is_within_two_points_of_target(exported):
+    out, _ = exported
+    card = json.loads((out / "micro_int8.json").read_text())
+    info = tflite_file.parse((out / "micro_int8.tflite").read_bytes())
+    assert card["target_sparsity"] == 0.5
+    assert abs(info.weight_sparsity() - 0.5) <= 0.02, info.weight_sparsity()
+    assert card["weight_sparsity"] == pytest.approx(info.weight_sparsity(), abs=1e-4)
+
+
+def test_c_array_holds_exactly_the_tflite_bytes(exported):
+    out, _ = exported
+    content = (out / "micro_int8.tflite").read_bytes()
+    source = (out / "micro_int8_model_data.cc").read_text()
+    header = (out / "micro_int8_model_data.h").read_text()
+    body = source[source.index("{") + 1: source.index("};")]
+    assert bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body)) == content
+    assert f"g_micro_int8_model_data_len = {len(content)};" in source
+    assert "alignas(16)" in source and '#include "micro_int8_model_data.h"' in source
+    arena = int(re.search(r"TensorArenaSize = (\d+);", header).group(1))
+    assert arena == json.loads((out / "micro_int8.json").read_text())["tensor_arena_bytes"]
+
+
+def test_every_card_field_is_present_and_true(exported, test_set):
+    out, _ = exported
+    content = (out / "micro_int8.tflite").read_bytes()
+    card = json.loads((out / "micro_int8.json").read_text())
+    required = {"format", "io_type", "input", "output", "preprocessing", "labels", "float_accuracy",
+                "tflite_accuracy", "bytes", "gzip_bytes", "weight_sparsity", "params", "macs", "sha256",
+                "versions", "command", "stripped_bytes", "tensor_arena_bytes"}
+    assert required <= card.keys(), required - card.keys()
+    info = tflite_file.parse(content)
+    model = Model(content)
+    assert card["sha256"] == hashlib.sha256(content).hexdigest()
+    assert card["bytes"] == len(content)
+    assert card["gzip_bytes"] == len(gzip.compress(content, compresslevel=9, mtime=0))
+    assert card["params"] == info.param_count() and card["macs"] == info.mac_count()
+    assert card["input"]["dtype"] == "int8" and card["input"]["shape"] == [1, 28, 28, 1]
+    assert card["input"]["zero_point"] == model.input.zero_point
+    assert card["input"]["scale"] == pytest.approx(model.input.scale)
+    assert card["output"]["scale"] == pytest.approx(model.output.scale)
+    accuracy = float(np.mean(np.argmax(model.predict(test_set[0]), axis=1) == test_set[1]))
+    assert card["tflite_accuracy"] == pytest.approx(accuracy) and card["n_eval"] == LIMIT
+    assert card["labels"] == [str(d) for d in range(10)]
+    assert (out / "labels.txt").read_text().split() == card["labels"]
+    assert card["stripped_bytes"] > 0, "stripping names must save bytes"
+    assert "export" in card["command"] and card["versions"]["tensorflow"].startswith("2.21")
+
+
+def test_plain_formats_are_written_and_verified(exported, test_set):
+    out, _ = exported
+    sizes = {}
+    for fmt in ("fp32", "fp16", "dynamic", "int8"):
+        path = out / f"ds_cnn_micro_{fmt}.tflite"
+        card = json.loads(path.with_suffix(".json").read_text())
+        model = Model(path)
+        sizes[fmt] = path.stat().st_size
+        assert card["format"] == fmt
+        assert card["agreement_with_keras"] > 0.95, (fmt, card["agreement_with_keras"])
+        assert np.argmax(model.predict(test_set[0][:10]), axis=1).shape == (10,)
+    assert sizes["fp16"] < sizes["fp32"] and sizes["int8"] < sizes["fp16"]
+
+
+def test_summary_table_is_printed(exported):
+    _, result = exported
+    assert "| micro_int8.tflite | int8 |" in result.stdout
+    assert "[2/4 prune]" in result.stderr and "[3/4 qat]" in result.stderr
+
+
+def test_rerun_reuses_finished_stages(exported, mnist_path):
+    out, _ = exported
+    result = run_cli("export", "--model", "ds_cnn_micro", *FAST, "--data", str(mnist_path), "--out", str(out),
+                     "--name", "micro_int8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reusing" in result.stderr
+    assert "Epoch" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--sparsity", "0.99"], "--sparsity must be between 0 and 0.95"),
+    (["--sparsity", "-0.1"], "--sparsity must be between 0 and 0.95"),
+    (["--formats", "int4"], "unknown format 'int4'"),
+    (["--io", "float"], "unknown --io"),
+])
+def test_bad_options_fail_fast_with_one_line(tmp_path, mnist_path, args, fragment):
+    out = tmp_path / "out"
+    result = run_cli("export", *args, *FAST, "--data", str(mnist_path), "--out", str(out))
+    assert_one_line_error(result, 2, fragment)
+    assert not out.exists() or not any(out.rglob("*.tflite"))
+
+
+def test_corrupt_starting_checkpoint(tmp_path, mnist_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"PK\x03\x04" + bytes(200))
+    out = tmp_path / "out"
+    result = run_cli("export", "--from", str(bad), *FAST, "--data", str(mnist_path), "--out", str(out))
+    assert_one_line_error(result, 2, "not a readable Keras model")
+    assert not any(out.rglob("*.tflite")) if out.exists() else True
+
+
+def test_unwritable_output_folder(tmp_path, mnist_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli("export", *FAST, "--data", str(mnist_path), "--out", str(blocker / "out"))
+    assert_one_line_error(result, 2, "cannot create folder")
