@@ -1,0 +1,332 @@
+"""Camera frame or scanned page -> 28x28 MNIST-style digits and their boxes. numpy + OpenCV only.
+
+1. gray, resized to a working scale (long side at most WORK_MAX_SIDE, short side at least
+   WORK_MIN_SIDE) so the steps below behave the same for a 32-px crop and a 12-MP photo;
+2. polarity: the intensity extreme farther from the median is ink, so dark ink on
+   light paper and chalk on a board both work; ink is made bright;
+3. uneven light: a white top-hat, the background being a morphological opening wider
+   than the strokes (stroke width measured with a distance transform);
+4. a page with too little contrast has no digits (no guesses from noise);
+5. Otsu threshold, connected components; specks, page edges, dark desk regions and
+   ruled lines dropped; the pieces of one broken digit merged; touching digits split;
+6. reading order: lines top to bottom, digits left to right;
+7. each digit: stroke width brought to MNIST's proportions, scaled to fit 20x20 with
+   its aspect kept (anti-aliased), placed in 28x28 with its centre of mass at the centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK_MAX_SIDE = 1024
+WORK_MIN_SIDE = 128
+MIN_CONTRAST = 40  # 0-255: weaker ink than this over the background is "no digits"
+SPECK_FRACTION = 0.15  # components shorter than this fraction of the typical digit height are specks
+MNIST_BOX = 20
+MNIST_SIZE = 28
+MNIST_STROKE = 0.14  # MNIST strokes are about 14 % of the digit's long side
+SPLIT_ASPECT = 1.5  # a blob wider than this (w / h) may be touching digits
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One found digit: `image` is 28x28 uint8, white ink on black; `box` is (x, y, w, h) in the input."""
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+    line: int
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any uint8 gray, BGR or BGRA image -> gray (alpha composited on white)."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[..., 3:4].astype(np.float32) / 255.0
+        image = (image[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
+
+
+def _working_scale(shape: tuple[int, int]) -> float:
+    long_side, short_side = max(shape), min(shape)
+    if long_side > WORK_MAX_SIDE:
+        return WORK_MAX_SIDE / long_side
+    if short_side < WORK_MIN_SIDE:
+        return min(WORK_MIN_SIDE / short_side, WORK_MAX_SIDE / long_side)
+    return 1.0
+
+
+def bright_ink(gray: np.ndarray) -> np.ndarray:
+    """Invert if the ink is darker than the background, so ink is always the bright part.
+
+    Each pixel is compared with its local background (a median over half the frame, at
+    1/4 scale: robust to ink covering less than half the window, blind to lighting
+    gradients); the ink is on the side of the longer tail of those differences.
+    """
+    small = cv2.resize(gray, (max(gray.shape[1] // 4, 1), max(gray.shape[0] // 4, 1)), interpolation=cv2.INTER_AREA)
+    k = max(3, min(small.shape) // 2) | 1
+    background = cv2.medianBlur(small, min(k, 255))
+    diff = small.astype(np.int16) - background.astype(np.int16)
+    darker, lighter = -float(np.percentile(diff, 1)), float(np.percentile(diff, 99))
+    return 255 - gray if darker > lighter else gray
+
+
+def stroke_width(binary: np.ndarray) -> float:
+    """Typical stroke width (px) of the white parts of a 0/255 image."""
+    if not binary.any():
+        return 0.0
+    dist = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
+    return 2.0 * float(np.percentile(dist[dist > 0], 90))
+
+
+def flatten_light(ink: np.ndarray) -> np.ndarray:
+    """Subtract the background (an opening wider than the strokes), computed at 1/4 scale.
+
+    The stroke width comes from a local (adaptive) threshold, which a lighting gradient
+    does not fool the way one global threshold would.
+    """
+    block = max(3, min(ink.shape) // 2) | 1
+    rough = cv2.adaptiveThreshold(ink, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, -10)
+    width = max(stroke_width(rough), 2.0)
+    small = cv2.resize(ink, (max(ink.shape[1] // 4, 1), max(ink.shape[0] // 4, 1)), interpolation=cv2.INTER_AREA)
+    k = int(np.clip(3 * width / 4, 3, max(3, min(small.shape) // 2))) | 1
+    background = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    background = cv2.resize(background, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.subtract(ink, background)
+
+
+@dataclass
+class _Blob:
+    x0: int
+    y0: int
+    x1: int  # exclusive
+    y1: int
+    labels: list[int]
+
+    @property
+    def w(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def h(self) -> int:
+        return self.y1 - self.y0
+
+    def merged(self, other: _Blob) -> _Blob:
+        return _Blob(min(self.x0, other.x0), min(self.y0, other.y0), max(self.x1, other.x1), max(self.y1, other.y1),
+                     self.labels + other.labels)
+
+
+def hysteresis_threshold(flat: np.ndarray) -> np.ndarray:
+    """Otsu picks the sure ink; fainter ink (over half that level) is kept where it touches sure ink.
+
+    Faint joins in a stroke (light pen pressure, blur) no longer break a digit into pieces.
+    """
+    level, strong = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    weak = (flat > 0.5 * level).astype(np.uint8)
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[strong > 0])] = True
+    keep[0] = False
+    return keep[labels].astype(np.uint8) * 255
+
+
+def _along_border(labels: np.ndarray, i: int) -> float:
+    """The largest fraction of one side of the frame that component `i` runs along."""
+    sides = (labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1])
+    return max(float(np.mean(side == i)) for side in sides)
+
+
+def _components(binary: np.ndarray) -> tuple[np.ndarray, list[_Blob], dict[int, int]]:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    areas = {i: int(stats[i, cv2.CC_STAT_AREA]) for i in range(1, count)}
+    height, width = binary.shape
+    min_area = max(12, int(2e-5 * height * width))
+    blobs = []
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < min_area:
+            continue
+        touches = x == 0 or y == 0 or x + w == width or y + h == height
+        large = area > 0.3 * height * width
+        thin = min(w / width, h / height) < 0.08
+        if touches and (large or thin) and _along_border(labels, i) > 0.4:
+            continue  # the desk or a shadow beyond the page, or a page edge; a digit is neither
+
+        blobs.append(_Blob(x, y, x + w, y + h, [i]))
+    return labels, blobs, areas
+
+
+def _contrasted(blobs: list[_Blob], labels: np.ndarray, flat: np.ndarray) -> list[_Blob]:
+    """Drop blobs much fainter than the strongest one (paper texture, smudges)."""
+    if not blobs:
+        return blobs
+    means = []
+    for b in blobs:
+        window = labels[b.y0:b.y1, b.x0:b.x1] == b.labels[0]
+        means.append(float(flat[b.y0:b.y1, b.x0:b.x1][window].mean()))
+    strongest = max(means)
+    return [b for b, m in zip(blobs, means) if m >= 0.4 * strongest]
+
+
+def _typical_height(blobs: list[_Blob], areas: dict[int, int]) -> float:
+    """Median height of the blobs with at least a tenth of the largest one's ink: digits, not specks."""
+    if not blobs:
+        return 0.0
+    ink = [sum(areas[i] for i in b.labels) for b in blobs]
+    return float(np.median([b.h for b, a in zip(blobs, ink) if a >= 0.1 * max(ink)]))
+
+
+def _merge_pieces(blobs: list[_Blob], typical: float) -> list[_Blob]:
+    """Merge blobs stacked on top of each other (a broken 5, 4 or 7) into one digit.
+
+    Two blobs are pieces of one digit when one sits over the other (their columns overlap
+    by half the narrower one), the vertical gap is small against the larger piece, and
+    together they are no taller than a digit of this image and no wider than tall.
+    """
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(blobs):
+            for j in range(i + 1, len(blobs)):
+                b = blobs[j]
+                overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
+                gap = max(a.y0, b.y0) - min(a.y1, b.y1)
+                joined = a.merged(b)
+                if (overlap >= 0.5 * min(a.w, b.w) and gap <= 0.5 * max(a.h, b.h)
+                        and joined.h <= 1.8 * max(typical, a.h, b.h) and joined.w <= 1.2 * joined.h):
+                    blobs[i] = joined
+                    del blobs[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return blobs
+
+
+def _is_line(blob: _Blob, typical: float) -> bool:
+    """Ruled lines and margins: long, thin, and much longer than a digit."""
+    return (blob.w > 5 * blob.h and blob.w > 2 * typical) or (blob.h > 12 * blob.w and blob.h > 2 * typical)
+
+
+def _mask(labels: np.ndarray, blob: _Blob) -> np.ndarray:
+    window = labels[blob.y0:blob.y1, blob.x0:blob.x1]
+    return np.isin(window, blob.labels).astype(np.uint8) * 255
+
+
+def _split_touching(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Column ranges of the digits in a blob: several if it is touching digits, else the whole blob.
+
+    A cut is made only where the ink is thin (a junction, not a stroke along the cut) and
+    only if every part is digit-sized: most of the blob's height and not a sliver. A wide
+    0 or a 2 with a long tail stays whole.
+    """
+    h, w = mask.shape
+    n = int(round(w / (0.75 * h))) if w > SPLIT_ASPECT * h else 1
+    if n < 2:
+        return [(0, w)]
+    ink = (mask > 0).sum(axis=0)
+    typical_column = np.median(ink[ink > 0])
+    cuts, step = [0], w / n
+    for k in range(1, n):
+        lo, hi = int(k * step - 0.25 * step), int(k * step + 0.25 * step)
+        cut = lo + int(np.argmin(ink[lo:hi]))
+        if ink[cut] > 0.5 * typical_column:
+            return [(0, w)]
+        cuts.append(cut)
+    cuts.append(w)
+    parts = list(zip(cuts, cuts[1:]))
+    for a, b in parts:
+        rows = np.flatnonzero(mask[:, a:b].any(axis=1))
+        if b - a < 0.3 * h or len(rows) == 0 or rows[-1] - rows[0] + 1 < 0.65 * h:
+            return [(0, w)]
+    return parts
+
+
+def to_mnist(mask: np.ndarray) -> np.ndarray:
+    """A 0/255 digit mask of any size -> 28x28 uint8 in MNIST form."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
+    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    long_side = max(mask.shape)
+    pad = max(2, long_side // 8)
+    mask = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    width, target = stroke_width(mask), MNIST_STROKE * long_side
+    if width < 0.7 * target or width > 1.6 * target:  # thin pen or fat marker: towards MNIST's pen
+        radius = int(round(abs(target - width) / 2))
+        if radius:
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            adjusted = cv2.dilate(mask, kernel) if width < target else cv2.erode(mask, kernel)
+            if adjusted.any():
+                mask = adjusted
+    ys, xs = np.nonzero(mask)
+    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = mask.shape
+    scale = MNIST_BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    fitted = cv2.resize(mask, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    moments = cv2.moments(fitted)
+    if moments["m00"] == 0:
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
+    cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+    shift = np.float32([[1, 0, MNIST_SIZE / 2 - 0.5 - cx], [0, 1, MNIST_SIZE / 2 - 0.5 - cy]])
+    return cv2.warpAffine(fitted, shift, (MNIST_SIZE, MNIST_SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def find_digits(image: np.ndarray) -> list[Digit]:
+    """All digits in a gray/BGR/BGRA uint8 image, in reading order."""
+    gray = to_gray(image)
+    scale = _working_scale(gray.shape)
+    if scale != 1.0:
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    gray = cv2.GaussianBlur(gray, (3, 3), 0)
+    flat = flatten_light(bright_ink(gray))
+    peak = float(np.percentile(flat, 99.5))
+    if peak < MIN_CONTRAST:
+        return []
+    labels, blobs, areas = _components(hysteresis_threshold(flat))
+    blobs = _contrasted(blobs, labels, flat)
+    if not blobs:
+        return []
+    typical = _typical_height(blobs, areas)
+    blobs = [b for b in blobs if b.h >= SPECK_FRACTION * typical]
+    blobs = _merge_pieces(blobs, typical)
+    typical = _typical_height(blobs, areas)
+    blobs = [b for b in blobs if not _is_line(b, typical) and b.h >= 0.4 * typical]
+    found = []
+    for blob in blobs:
+        mask = _mask(labels, blob)
+        for a, b in _split_touching(mask):
+            part = mask[:, a:b]
+            if part.any():
+                found.append((blob.x0 + a, blob.y0, b - a, blob.h, part))
+    return _reading_order(found, scale)
+
+
+def _reading_order(found: list, scale: float) -> list[Digit]:
+    """Group into lines by vertical position, lines top to bottom, digits left to right."""
+    lines: list[list] = []
+    for item in sorted(found, key=lambda f: f[1] + f[3] / 2):
+        cy = item[1] + item[3] / 2
+        for line in lines:
+            line_cy = np.mean([f[1] + f[3] / 2 for f in line])
+            line_h = np.median([f[3] for f in line])
+            if abs(cy - line_cy) < 0.5 * max(line_h, item[3]):
+                line.append(item)
+                break
+        else:
+            lines.append([item])
+    digits = []
+    for number, line in enumerate(lines):
+        for x, y, w, h, mask in sorted(line, key=lambda f: f[0]):
+            box = tuple(int(round(v / scale)) for v in (x, y, w, h))
+            digits.append(Digit(to_mnist(mask), box, number))
+    return digits

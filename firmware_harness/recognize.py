@@ -1,0 +1,51 @@
+"""Image -> digit string: find the digits, run them through the model in one batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_harness.preprocess import Digit, find_digits
+from firmware_harness.runtime import Model
+
+
+@dataclass
+class Reading:
+    """What was read in one image: digits in reading order, one confidence and box each."""
+
+    digits: str
+    confidences: list[float]
+    boxes: list[list[int]]
+    crops: np.ndarray = field(repr=False)  # (N, 28, 28) uint8: what the model saw
+    lines: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"digits": self.digits, "confidences": [round(c, 4) for c in self.confidences], "boxes": self.boxes}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def classify(model: Model, found: list[Digit]) -> Reading:
+    """Run the found digits through the model as one batch."""
+    if not found:
+        return Reading("", [], [], np.zeros((0, 28, 28), np.uint8))
+    crops = np.stack([d.image for d in found])
+    probabilities = softmax(model.predict(crops))
+    best = probabilities.argmax(axis=1)
+    return Reading(
+        digits="".join(str(int(d)) for d in best),
+        confidences=[float(p) for p in probabilities[np.arange(len(best)), best]],
+        boxes=[list(d.box) for d in found],
+        crops=crops,
+        lines=[d.line for d in found],
+    )
+
+
+def read(model: Model, image: np.ndarray) -> Reading:
+    """All digits in a gray/BGR/BGRA image, in reading order."""
+    return classify(model, find_digits(image))
