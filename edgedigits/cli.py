@@ -161,6 +161,18 @@ def mcu(ctx: typer.Context) -> None:
     _harness("mcu", ctx)
 
 
+@app.command(context_settings=_FORWARD, add_help_option=False)
+def predict(ctx: typer.Context) -> None:
+    """Read the digits in image files or folders: PATH... [--model M] [--json] (see `edgedigits predict --help`)."""
+    _harness("predict", ctx)
+
+
+@app.command(context_settings=_FORWARD, add_help_option=False)
+def camera(ctx: typer.Context) -> None:
+    """Capture loop: --source 0|FILE.mp4|DIR|URL|picamera [--headless] [--json] (see `edgedigits camera --help`)."""
+    _harness("camera", ctx)
+
+
 def default_model() -> Path:
     """The shipped int8 model (package data)."""
     from importlib import resources

@@ -110,3 +110,17 @@ def scenes(x: np.ndarray, y: np.ndarray, count: int, seed: int = 0, min_digits: 
         picks = rng.choice(len(x), size=int(rng.integers(min_digits, max_digits + 1)), replace=False)
         out.append(string_scene([x[i] for i in picks], [y[i] for i in picks], rng, size=size))
     return out
+
+
+def write_video(path: str, frames: list[np.ndarray], fps: float = 30.0, repeat: int = 1) -> None:
+    """Write BGR frames (each shown `repeat` times) to an .mp4 with OpenCV's mp4v codec."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {path}")
+    try:
+        for frame in frames:
+            for _ in range(repeat):
+                writer.write(frame)
+    finally:
+        writer.release()

@@ -79,8 +79,7 @@ def cmd_mcu(args: argparse.Namespace) -> int:
     print(f"  ops: {', '.join(report.ops)}")
     print(f"  ops TFLM lacks: {', '.join(report.missing_ops) or 'none'}")
     print(f"  tensor arena: {report.arena_bytes:,} bytes")
-    print(f"  agreement with {Model(path, backend=args.backend).backend.name}: {report.agreement:.2%} "
-          f"of {report.n_compared} test images")
+    print(f"  agreement with {report.reference}: {report.agreement:.2%} of {report.n_compared} test images")
     if args.json:
         atomic.write_json(args.json, {"model": str(path), **report.__dict__})
     return 0
@@ -92,6 +91,54 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from firmware_harness import images, recognize
+    from firmware_harness.runtime import Model
+
+    (model_path,) = _models([args.model] if args.model else [])
+    model = Model(model_path, backend=args.backend, threads=args.threads)
+    files = images.image_files(args.paths)
+    if not files:
+        raise UserError("no image files found in the given folders")
+    failed = 0
+    for path in files:
+        try:
+            reading = recognize.read(model, images.read(path, max_pixels=args.max_pixels))
+        except UserError as e:
+            failed += 1
+            message = str(e)
+            print(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"path": str(path), **reading.as_json()}), flush=True)
+        else:
+            shown = " ".join(f"{c:.2f}" for c in reading.confidences)
+            print(f"{path}: {reading.digits or '(no digits)'}" + (f"  ({shown})" if shown else ""), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_camera(args: argparse.Namespace) -> int:
+    import json
+
+    from firmware_harness import camera
+    from firmware_harness.runtime import Model
+
+    (model_path,) = _models([args.model] if args.model else [])
+    model = Model(model_path, backend=args.backend, threads=args.threads)
+    settings = camera.LoopSettings(headless=args.headless, max_frames=args.max_frames, record=args.record,
+                                   json_lines=args.json, smooth=args.smooth)
+    result = camera.run(model, args.source, settings)
+    if args.json:
+        print(json.dumps({"summary": result}))
+    else:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in result["stage_ms"].items() if v is not None)
+        print(f"{result['frames']} frames, {result['fps']:.1f} fps, frame p50 {result['frame_ms']['p50']} ms "
+              f"p90 {result['frame_ms']['p90']} ms; mean per stage (ms): {stages}", file=sys.stderr)
+    return 0
 
 
 def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentParser:
@@ -117,11 +164,38 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     mcu.add_argument("--backend", choices=list(BACKENDS), help="desktop interpreter to compare against")
     mcu.add_argument("--json", type=Path, help="write the report as JSON here")
     mcu.set_defaults(func=cmd_mcu)
+
+    predict = sub.add_parser("predict", help="read the digits in image files or folders of images")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    predict.add_argument("--model", type=Path, help="default: the shipped int8 model")
+    predict.add_argument("--json", action="store_true", help="one JSON line per image: path, digits, confidences, boxes")
+    predict.add_argument("--max-pixels", type=int, default=None, help="refuse larger images before decoding "
+                         "(default 40 MP, or $EDGEDIGITS_MAX_PIXELS)")
+    predict.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
+    predict.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    predict.set_defaults(func=cmd_predict)
+
+    cam = sub.add_parser("camera", help="capture loop: find and read digits in live frames")
+    cam.add_argument("--source", default="0", help="webcam index, video file, image folder, stream URL, or "
+                     "'picamera' (Raspberry Pi Camera Module via picamera2); default 0")
+    cam.add_argument("--model", type=Path, help="default: the shipped int8 model")
+    cam.add_argument("--headless", action="store_true", help="no window, even if a display exists")
+    cam.add_argument("--max-frames", type=int, help="stop after N frames")
+    cam.add_argument("--record", type=Path, help="write the annotated frames to this .mp4")
+    cam.add_argument("--json", action="store_true", help="one JSON line per frame, then a summary line")
+    cam.add_argument("--smooth", type=int, default=5, help="read-out = most common string of the last K frames")
+    cam.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
+    cam.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    cam.set_defaults(func=cmd_camera)
     return parser
 
 
 def _positive(args: argparse.Namespace) -> None:
-    for name in ("threads", "runs", "limit"):
+    if getattr(args, "max_pixels", 0) is None:
+        from firmware_harness.images import MAX_PIXELS
+
+        args.max_pixels = MAX_PIXELS
+    for name in ("threads", "runs", "limit", "max_pixels", "max_frames", "smooth"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1 (got {value})")

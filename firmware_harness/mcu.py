@@ -7,6 +7,7 @@ match the desktop interpreter's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +39,21 @@ def _runs_in(content: bytes, arena: int, sample: np.ndarray) -> bool:
     return True
 
 
+def missing_ops(content: bytes, sample: np.ndarray) -> list[str]:
+    """Ops of the model that this TFLM build cannot resolve (empty if it runs)."""
+    with native_stderr.captured(replay_on_error=False) as log:
+        runs = _runs_in(content, ARENA_LIMIT, sample)
+    return [] if runs else sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log.text)))
+
+
 def arena_bytes(content: bytes, sample: np.ndarray) -> int:
     """The smallest tensor arena (bytes, a multiple of 16) in which TFLM allocates and invokes the model."""
-    with native_stderr.captured():  # every failed allocation prints; the search fails on purpose
+    lacking = missing_ops(content, sample)
+    if lacking:
+        raise UserError(f"TFLite Micro has no kernel for {', '.join(lacking)}; export an int8 model with builtin ops")
+    with native_stderr.captured(replay_on_error=False):  # every failed allocation prints; the search fails on purpose
         if not _runs_in(content, ARENA_LIMIT, sample):
-            raise UserError(f"the model does not run in TFLite Micro even with a {ARENA_LIMIT >> 20} MiB arena "
-                            "(an op TFLM lacks, or a float model); use an int8 export")
+            raise UserError(f"the model does not run in TFLite Micro even with a {ARENA_LIMIT >> 20} MiB arena")
         low, high = 0, ARENA_LIMIT // ARENA_STEP
         while high - low > 1:
             mid = (low + high) // 2
@@ -62,6 +72,7 @@ class McuReport:
     agreement: float
     n_compared: int
     tflm_version: str
+    reference: str  # the desktop backend compared against
 
 
 def check(model: Model, images: np.ndarray) -> McuReport:
@@ -69,8 +80,11 @@ def check(model: Model, images: np.ndarray) -> McuReport:
     runtime = _tflm()
     from tflite_micro import __version__ as tflm_version
 
-    ops = sorted({d["op_name"] for d in model._interp._get_ops_details()})  # noqa: SLF001
+    ops = sorted({d["op_name"] for d in model._interp._get_ops_details()} - {"DELEGATE"})  # noqa: SLF001
     inputs = model.quantize(images)
+    lacking = missing_ops(model.content, inputs[:1])
+    if lacking:
+        return McuReport(ops, lacking, 0, 0.0, 0, tflm_version, model.backend.name)
     arena = arena_bytes(model.content, inputs[:1])
     interp = runtime.Interpreter.from_bytes(model.content, arena_size=arena + 1024)
     micro = np.empty(len(inputs), np.int64)
@@ -79,4 +93,4 @@ def check(model: Model, images: np.ndarray) -> McuReport:
         interp.invoke()
         micro[i] = int(np.argmax(interp.get_output(0)))
     desktop = np.argmax(model.predict(images), axis=1)
-    return McuReport(ops, [], arena, float(np.mean(micro == desktop)), len(images), tflm_version)
+    return McuReport(ops, [], arena, float(np.mean(micro == desktop)), len(images), tflm_version, model.backend.name)
