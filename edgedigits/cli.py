@@ -173,6 +173,19 @@ def camera(ctx: typer.Context) -> None:
     _harness("camera", ctx)
 
 
+@app.command()
+def bundle(
+    models: Annotated[Optional[list[Path]], typer.Argument(help=".tflite models [default: the shipped model].")] = None,
+    out: Annotated[Path, typer.Option(help="Folder to create and copy to the device.")] = Path("pi-bundle"),
+    data: DataOption = None,
+) -> None:
+    """A folder to copy to a Raspberry Pi: models, MNIST test set, firmware_harness, requirements, run.sh."""
+    from edgedigits import bundle as bundle_mod
+
+    folder = bundle_mod.build(out, list(models or [default_model()]), data)
+    typer.echo(f"wrote {folder}; copy it to the device and run ./run.sh there")
+
+
 def default_model() -> Path:
     """The shipped int8 model (package data)."""
     from importlib import resources

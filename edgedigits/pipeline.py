@@ -32,6 +32,8 @@ class ExportPlan:
     epochs: int = 30
     prune_epochs: int = 4
     qat_epochs: int = 3
+    prune_lr: float = 5e-4
+    qat_lr: float = 2e-4
     io_type: str = "int8"
     seed: int = 0
     name: str | None = None
@@ -131,8 +133,8 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
         if plan.sparsity > 0:
             _stage("2/4 prune", f"magnitude pruning to {plan.sparsity:.0%}, {plan.prune_epochs} epochs")
             model = compress.prune(model, splits, plan.sparsity,
-                                   compress.StageRecipe(plan.prune_epochs, lr=5e-4, seed=plan.seed),
-                                   stage_root / f"prune-{tag}-e{plan.prune_epochs}")
+                                   compress.StageRecipe(plan.prune_epochs, lr=plan.prune_lr, seed=plan.seed),
+                                   stage_root / f"prune-{tag}-e{plan.prune_epochs}-lr{plan.prune_lr:g}")
         timings["prune_s"] = round(time.perf_counter() - t, 1)
         pruned_acc = train.evaluate_keras(model, splits.x_test, splits.y_test)[1]
         layers = compress.sparsity_report(model)
@@ -140,8 +142,8 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
 
         t = time.perf_counter()
         _stage("3/4 qat", f"int8 quantization-aware training, {plan.qat_epochs} epochs")
-        qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=2e-4, seed=plan.seed),
-                                stage_root / f"qat-{tag}-p{plan.prune_epochs}-e{plan.qat_epochs}",
+        qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=plan.qat_lr, seed=plan.seed),
+                                stage_root / f"qat-{tag}-p{plan.prune_epochs}-e{plan.qat_epochs}-lr{plan.qat_lr:g}",
                                 preserve_sparsity=plan.sparsity > 0)
         timings["qat_s"] = round(time.perf_counter() - t, 1)
 

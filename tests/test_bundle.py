@@ -1,0 +1,45 @@
+"""`edgedigits bundle`: the folder a user copies to a Raspberry Pi, and its run.sh."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import assert_one_line_error, run_cli
+
+
+def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
+    out = tmp_path / "pi"
+    result = run_cli("bundle", str(shipped_model), "--out", str(out), "--data", str(mnist_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "models" / shipped_model.name).read_bytes() == shipped_model.read_bytes()
+    assert (out / "models" / "edgedigits_int8.json").is_file()
+    test = np.load(out / "data" / "mnist_test.npz")
+    assert test["x_test"].shape == (10000, 28, 28) and test["y_test"].shape == (10000,)
+    assert "ai-edge-litert" in (out / "requirements-64bit.txt").read_text()
+    assert "tflite-runtime" in (out / "requirements-32bit.txt").read_text()
+    assert os.access(out / "run.sh", os.X_OK)
+    assert subprocess.run(["bash", "-n", str(out / "run.sh")]).returncode == 0
+
+    # run.sh skips the install when .venv exists: point it at this interpreter and run it for real.
+    (out / ".venv" / "bin").mkdir(parents=True)
+    (out / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PYTHONPATH": ""}
+    run = subprocess.run([str(out / "run.sh"), "--runs", "50", "--warmup", "5"], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    bench = json.loads((out / "results" / "bench.json").read_text())
+    assert bench["rows"][0]["n_eval"] == 10000 and bench["rows"][0]["accuracy"] > 0.99
+    located = subprocess.run([str(out / ".venv" / "bin" / "python"), "-c",
+                              "import firmware_harness; print(firmware_harness.__file__)"],
+                             capture_output=True, text=True, cwd=out, env=env)
+    assert located.stdout.strip().startswith(str(out)), "the bundle must run its own copy of the harness"
+
+
+def test_bundle_missing_model(tmp_path, mnist_path):
+    result = run_cli("bundle", str(tmp_path / "no.tflite"), "--out", str(tmp_path / "b"), "--data", str(mnist_path))
+    assert_one_line_error(result, 2, "model not found")
