@@ -30,10 +30,11 @@ class ExportPlan:
     formats: tuple[str, ...] = ()  # plain conversions of the float model
     sparsity: float = compress.DEFAULT_SPARSITY
     epochs: int = 30
-    prune_epochs: int = 4
-    qat_epochs: int = 3
-    prune_lr: float = 5e-4
-    qat_lr: float = 2e-4
+    prune_epochs: int = 8
+    qat_epochs: int = 4
+    prune_lr: float = 1e-3
+    qat_lr: float = 3e-4
+    distill: bool = True  # the dense float model teaches the pruned and the QAT model
     io_type: str = "int8"
     seed: int = 0
     name: str | None = None
@@ -128,13 +129,14 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
 
     if plan.int8:
         stage_root = run_dir / "checkpoints"
-        tag = f"s{round(plan.sparsity * 100)}"
+        tag = f"s{round(plan.sparsity * 100)}" + ("-kd" if plan.distill else "")
+        teacher = compress.frozen_copy(model) if plan.distill else None
         t = time.perf_counter()
         if plan.sparsity > 0:
             _stage("2/4 prune", f"magnitude pruning to {plan.sparsity:.0%}, {plan.prune_epochs} epochs")
             model = compress.prune(model, splits, plan.sparsity,
                                    compress.StageRecipe(plan.prune_epochs, lr=plan.prune_lr, seed=plan.seed),
-                                   stage_root / f"prune-{tag}-e{plan.prune_epochs}-lr{plan.prune_lr:g}")
+                                   stage_root / f"prune-{tag}-e{plan.prune_epochs}-lr{plan.prune_lr:g}", teacher=teacher)
         timings["prune_s"] = round(time.perf_counter() - t, 1)
         pruned_acc = train.evaluate_keras(model, splits.x_test, splits.y_test)[1]
         layers = compress.sparsity_report(model)
@@ -144,7 +146,7 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
         _stage("3/4 qat", f"int8 quantization-aware training, {plan.qat_epochs} epochs")
         qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=plan.qat_lr, seed=plan.seed),
                                 stage_root / f"qat-{tag}-p{plan.prune_epochs}-e{plan.qat_epochs}-lr{plan.qat_lr:g}",
-                                preserve_sparsity=plan.sparsity > 0)
+                                preserve_sparsity=plan.sparsity > 0, teacher=teacher)
         timings["qat_s"] = round(time.perf_counter() - t, 1)
 
         _stage("4/4 convert", f"full-integer {plan.io_type} TFLite, verified on {len(splits.x_test)} test images")
