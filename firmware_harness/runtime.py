@@ -51,7 +51,8 @@ def _import_backend(name: str) -> Backend | None:
     if name == "tensorflow":  # keep a later `import edgedigits._tf` on Keras 2, as tfmot needs
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     try:
-        found = importlib.import_module(module_name)
+        with native_stderr.captured():  # TensorFlow's C++ start-up banner
+            found = importlib.import_module(module_name)
     except ImportError:
         return None
     for part in attribute.split("."):

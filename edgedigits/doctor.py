@@ -1,0 +1,114 @@
+"""`edgedigits doctor`: what this machine has, one line per check, each OK or what to do."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import mnist, runtime
+from firmware_harness.device import package_version
+from firmware_harness.errors import UserError
+
+TRAIN_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "matplotlib")
+CHECK_IMAGES = 100
+
+
+@dataclass
+class Line:
+    status: str  # "ok", "warn" (optional part missing) or "fail"
+    what: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.status.upper():4s}  {self.what}: {self.detail}"
+
+
+def check_python() -> Line:
+    version = platform.python_version()
+    ok = (3, 10) <= sys.version_info[:2] <= (3, 12)
+    return Line("ok" if ok else "fail", "python", version if ok else f"{version}; use Python 3.10-3.12")
+
+
+def check_packages() -> list[Line]:
+    import cv2
+
+    lines = [Line("ok", "numpy", np.__version__), Line("ok", "opencv", cv2.__version__)]
+    for name in TRAIN_PACKAGES:
+        version = package_version(name)
+        lines.append(Line("ok", name, version) if version else
+                     Line("warn", name, "not installed; training and export need: pip install 'edgedigits[train]'"))
+    return lines
+
+
+def check_backends() -> list[Line]:
+    found = runtime.available_backends()
+    lines = [Line("ok", f"backend {b.name}", b.version) for b in found]
+    if not found:
+        lines.append(Line("fail", "backend", "no TFLite interpreter; pip install 'edgedigits[litert]' "
+                                             "(or 'edgedigits[tflite]' on 32-bit ARM)"))
+    tflm = importlib.util.find_spec("tflite_micro") is not None
+    lines.append(Line("ok", "tflite-micro", package_version("tflite-micro") or "installed") if tflm else
+                 Line("warn", "tflite-micro", "not installed; `mcu` and the C header's arena size need: "
+                                              "pip install 'edgedigits[mcu]'"))
+    return lines
+
+
+def check_camera(index: int = 0) -> Line:
+    from firmware_harness import camera
+
+    try:
+        source = camera.FrameSource(str(index))
+    except UserError as e:
+        reason = str(e).removeprefix(f"camera {index}: ")
+        return Line("warn", f"camera {index}", f"{reason}; `camera --source` also takes a video file, a folder or a URL")
+    frame = source.read()
+    source.close()
+    if frame is None:
+        return Line("warn", f"camera {index}", "opens but gives no frames")
+    return Line("ok", f"camera {index}", f"{frame.shape[1]}x{frame.shape[0]} frames")
+
+
+def check_data() -> Line:
+    try:
+        where = mnist.locate(None)
+    except UserError as e:
+        return Line("fail", "mnist", str(e))
+    if where is None:
+        return Line("warn", "mnist", f"not found; training downloads it to {mnist.keras_cache()}, or set "
+                                     f"{mnist.ENV_VAR}=/path/to/mnist.npz")
+    try:
+        data = mnist.load(where, splits=("test",))
+    except UserError as e:
+        return Line("fail", "mnist", str(e))
+    return Line("ok", "mnist", f"{where} ({'verified MNIST' if data.is_mnist else data.name}, "
+                               f"{len(data.x_test):,} test images)")
+
+
+def check_model(path: Path | None) -> Line:
+    if path is None:
+        return Line("fail", "shipped model", "missing from this install; reinstall edgedigits")
+    try:
+        model = runtime.Model(path)
+        where = mnist.locate(None)
+        if where is None:
+            model.predict(np.zeros((2, 28, 28), np.uint8))
+            return Line("ok", "shipped model", f"{path.name} loads and runs ({model.backend.name}); "
+                                               "no MNIST here for an accuracy check")
+        test = mnist.load(where, splits=("test",))
+        accuracy = float(np.mean(np.argmax(model.predict(test.x_test[:CHECK_IMAGES]), 1) == test.y_test[:CHECK_IMAGES]))
+    except UserError as e:
+        return Line("fail", "shipped model", str(e))
+    status = "ok" if accuracy >= 0.95 else "fail"
+    advice = "" if status == "ok" else "; the file is damaged or the runtime is broken: reinstall edgedigits"
+    return Line(status, "shipped model", f"{path.name}: {accuracy:.0%} of {CHECK_IMAGES} test digits right "
+                                         f"({model.backend.name}){advice}")
+
+
+def run(model: Path | None, camera_index: int = 0) -> list[Line]:
+    return [check_python(), *check_packages(), *check_backends(), check_camera(camera_index), check_data(),
+            check_model(model)]

@@ -1,0 +1,63 @@
+"""`edgedigits doctor` says what this environment really has (run in both CI environments)."""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib import metadata
+
+import cv2
+import numpy as np
+
+from conftest import run_cli
+
+
+def _lines(result) -> dict[str, tuple[str, str]]:
+    out = {}
+    for line in result.stdout.splitlines():
+        status, rest = line.split(None, 1)
+        what, _, detail = rest.partition(": ")
+        out[what] = (status, detail)
+    return out
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def test_doctor_matches_this_environment(mnist_path):
+    result = run_cli("doctor", "--camera", "7", env={"EDGEDIGITS_DATA": str(mnist_path)})
+    lines = _lines(result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines["numpy"] == ("OK", np.__version__)
+    assert lines["opencv"] == ("OK", cv2.__version__)
+    for name in ("tensorflow", "tf-keras", "tensorflow-model-optimization"):
+        installed = _version(name)
+        assert lines[name] == (("OK", installed) if installed else ("WARN", lines[name][1])), name
+        if not installed:
+            assert "pip install 'edgedigits[train]'" in lines[name][1]
+    for backend, module in (("litert", "ai_edge_litert"), ("tflite-runtime", "tflite_runtime")):
+        present = importlib.util.find_spec(module) is not None
+        assert (f"backend {backend}" in lines) == present, backend
+    assert lines["camera 7"][0] == "WARN" and "cannot be opened" in lines["camera 7"][1]
+    assert lines["mnist"][0] == "OK" and str(mnist_path) in lines["mnist"][1]
+    status, detail = lines["shipped model"]
+    assert status == "OK" and "of 100 test digits right" in detail
+    assert "Traceback" not in result.stderr and "oneDNN" not in result.stderr
+
+
+def test_doctor_without_data_says_what_to_set(tmp_path):
+    result = run_cli("doctor", "--camera", "7", env={"EDGEDIGITS_DATA": "", "KERAS_HOME": str(tmp_path)})
+    lines = _lines(result)
+    assert lines["mnist"][0] == "WARN" and "EDGEDIGITS_DATA" in lines["mnist"][1]
+    assert lines["shipped model"][0] == "OK" and "loads and runs" in lines["shipped model"][1]
+
+
+def test_doctor_reports_a_damaged_data_file(tmp_path):
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"PK\x03\x04broken")
+    result = run_cli("doctor", "--camera", "7", env={"EDGEDIGITS_DATA": str(bad)})
+    assert result.returncode == 1
+    assert _lines(result)["mnist"][0] == "FAIL"
