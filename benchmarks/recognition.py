@@ -1,0 +1,124 @@
+"""How well `edgedigits predict` reads digits in photo-like images.
+
+    python benchmarks/recognition.py [--model M] [--singles 1000] [--scenes 300] [--seed 0]
+
+Draws MNIST *test* digits (never trained on) as dark ink on paper: single digits in
+square frames of 32-512 px, the digit 40-90 % of the frame; and 640x480 scenes of 3-6
+digits in a row, rotated up to ±8°, with uneven light, blur, noise and JPEG artefacts.
+Writes them as PNG files, runs the real `edgedigits predict --json` over the folder once,
+and scores: single-digit accuracy, whole-string exact match and per-digit accuracy of
+the scenes, next to the model's own accuracy on the same digits as clean MNIST images.
+Results: benchmarks/results/recognition.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgedigits import scenes
+from firmware_harness import atomic, mnist
+from firmware_harness.__main__ import shipped_model
+from firmware_harness.device import machine_info
+from firmware_harness.runtime import Model
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+TARGETS = {"single_accuracy": 0.985, "scene_exact": 0.90, "scene_per_digit": 0.98}
+
+
+def write_images(folder: Path, x: np.ndarray, y: np.ndarray, singles: int, scene_count: int, seed: int) -> dict:
+    """Write the images; return {file name: true digit string}."""
+    rng = np.random.default_rng(seed)
+    truth = {}
+    for k, i in enumerate(rng.choice(len(x), singles, replace=False)):
+        frame, fraction = int(rng.integers(32, 513)), float(rng.uniform(0.4, 0.9))
+        name = f"single_{k:04d}.png"
+        cv2.imwrite(str(folder / name), scenes.single_digit(x[i], frame, fraction, rng))
+        truth[name] = str(int(y[i]))
+    for k, scene in enumerate(scenes.scenes(x, y, scene_count, seed=seed + 1)):
+        name = f"scene_{k:04d}.png"
+        cv2.imwrite(str(folder / name), scene.image)
+        truth[name] = scene.text
+    return truth
+
+
+def score(truth: dict, read: dict) -> dict:
+    singles = [n for n in truth if n.startswith("single")]
+    scene_names = [n for n in truth if n.startswith("scene")]
+    matched = sum(sum(b.size for b in difflib.SequenceMatcher(None, truth[n], read.get(n, "")).get_matching_blocks())
+                  for n in scene_names)
+    return {
+        "single_accuracy": sum(read.get(n) == truth[n] for n in singles) / len(singles),
+        "singles": len(singles),
+        "single_no_digit": sum(read.get(n) == "" for n in singles),
+        "single_several_digits": sum(len(read.get(n, "")) > 1 for n in singles),
+        "scene_exact": sum(read.get(n) == truth[n] for n in scene_names) / len(scene_names),
+        "scene_per_digit": matched / sum(len(truth[n]) for n in scene_names),
+        "scenes": len(scene_names),
+        "scene_wrong_count": sum(len(read.get(n, "")) != len(truth[n]) for n in scene_names),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=shipped_model())
+    parser.add_argument("--singles", type=int, default=1000)
+    parser.add_argument("--scenes", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    test = mnist.load(mnist.locate(None), splits=("test",))
+    with tempfile.TemporaryDirectory(prefix="recognition-") as tmp:
+        folder = Path(tmp)
+        truth = write_images(folder, test.x_test, test.y_test, args.singles, args.scenes, args.seed)
+        command = ["edgedigits", "predict", str(folder), "--json", "--model", str(args.model)]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"error: predict failed ({done.returncode}): {done.stderr[-500:]}")
+    read = {Path(line["path"]).name: line["digits"] for line in map(json.loads, done.stdout.splitlines())}
+    model_alone = float(np.mean(np.argmax(Model(args.model).predict(test.x_test), axis=1) == test.y_test))
+    result = {
+        "command": "python benchmarks/recognition.py " + " ".join(sys.argv[1:]),
+        "model": str(args.model.name),
+        "seed": args.seed,
+        "device": machine_info(),
+        **score(truth, read),
+        "model_alone_mnist_test_accuracy": model_alone,
+        "predict_seconds": round(seconds, 1),
+        "targets": TARGETS,
+    }
+    result["meets_targets"] = {k: result[k] >= v for k, v in TARGETS.items()}
+    atomic.write_json(RESULTS / "recognition.json", result)
+    atomic.write_text(RESULTS / "recognition.md", markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def markdown(r: dict) -> str:
+    return "\n".join([
+        f"`{r['command']}` — model `{r['model']}`, seed {r['seed']}, {r['device']['cpu']}",
+        "",
+        "| what | measured | target |",
+        "|---|---:|---:|",
+        f"| single digits, 32-512 px frames, digit 40-90 % ({r['singles']}) | {r['single_accuracy']:.2%} | ≥ 98.5 % |",
+        f"| … of which no digit found / several found | {r['single_no_digit']} / {r['single_several_digits']} | |",
+        f"| 640×480 scenes of 3-6 digits, whole string exact ({r['scenes']}) | {r['scene_exact']:.2%} | ≥ 90 % |",
+        f"| … per digit | {r['scene_per_digit']:.2%} | ≥ 98 % |",
+        f"| … scenes with a wrong digit count | {r['scene_wrong_count']} | |",
+        f"| the model alone on the 10,000 clean MNIST test digits | {r['model_alone_mnist_test_accuracy']:.2%} | |",
+        f"| `edgedigits predict` wall time for all {r['singles'] + r['scenes']} images | {r['predict_seconds']} s | |",
+    ]) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
