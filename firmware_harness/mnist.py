@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import os
 import struct
+import tokenize
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,11 +138,14 @@ def _read_npz(path: Path, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 def _read_npy(path: Path, key: str, f) -> np.ndarray:
     """Read one .npy member, checking its header before reading its data."""
-    version = np.lib.format.read_magic(f)
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    if version not in readers:
-        raise UserError(f"{path}: '{key}' is a .npy version {version} array; save it with numpy's np.savez")
-    shape, fortran, dtype = readers[version](f)
+    try:
+        version = np.lib.format.read_magic(f)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise UserError(f"{path}: '{key}' is a .npy version {version} array; save it with numpy's np.savez")
+        shape, fortran, dtype = readers[version](f)
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as e:  # numpy parses the header as Python
+        raise UserError(f"{path}: '{key}' has a damaged .npy header; download the file again") from e
     if dtype.hasobject:
         raise UserError(f"{path}: '{key}' holds Python objects; only numeric arrays are accepted")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

@@ -29,6 +29,7 @@ MNIST_BOX = 20
 MNIST_SIZE = 28
 MNIST_STROKE = 0.14  # MNIST strokes are about 14 % of the digit's long side
 SPLIT_ASPECT = 1.5  # a blob wider than this (w / h) may be touching digits
+MIN_DIGIT_PX = 8  # shorter than this at the working scale is not a readable digit
 
 
 @dataclass(frozen=True)
@@ -131,18 +132,19 @@ class _Blob:
 
 
 def remove_ruled_lines(binary: np.ndarray) -> np.ndarray:
-    """Remove notebook rules: horizontal runs longer than a third of the width and thinner than a pen stroke.
+    """Remove notebook rules: horizontal runs longer than a third of the width, where the ink is thin.
 
-    The thickness test keeps the long bar of a 7 or 2 that fills a tightly cropped frame.
+    Thin is judged on the ink itself (its vertical extent there is under a pen stroke), so a
+    digit stroke that a rule crosses, or where a long bar meets a curve, stays whole.
     """
     height, width = binary.shape
     length = max(15, width // 3)
     if cv2.reduce(binary, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max() < 255 * length:
-        return binary  # no row has enough ink for such a run: skip the two openings
+        return binary  # no row has enough ink for such a run: skip the openings
     long_runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     if not long_runs.any():
         return binary
-    thick = cv2.morphologyEx(long_runs, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 40))))
+    thick = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 40))))
     return cv2.subtract(binary, cv2.subtract(long_runs, thick))
 
 
@@ -264,7 +266,8 @@ def _split_touching(mask: np.ndarray) -> list[tuple[int, int]]:
     typical_column = np.median(ink[ink > 0])
     cuts, step = [0], w / n
     for k in range(1, n):
-        lo, hi = int(k * step - 0.25 * step), int(k * step + 0.25 * step)
+        lo = int(k * step - 0.25 * step)
+        hi = max(int(k * step + 0.25 * step), lo + 1)
         cut = lo + int(np.argmin(ink[lo:hi]))
         if ink[cut] > 0.5 * typical_column:
             return [(0, w)]
@@ -328,7 +331,7 @@ def find_digits(image: np.ndarray) -> list[Digit]:
     blobs = [b for b in blobs if b.h >= SPECK_FRACTION * typical]
     blobs = _merge_pieces(blobs, typical)
     typical = _typical_height(blobs, areas)
-    blobs = [b for b in blobs if not _is_line(b, typical) and b.h >= 0.4 * typical]
+    blobs = [b for b in blobs if not _is_line(b, typical) and b.h >= max(0.4 * typical, MIN_DIGIT_PX)]
     found = []
     for blob in blobs:
         mask = _mask(labels, blob)

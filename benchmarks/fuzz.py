@@ -1,0 +1,233 @@
+"""Mutation fuzzing of every input the tool reads: .tflite models, images, npz/IDX data, videos.
+
+    python benchmarks/fuzz.py [--cases 1000] [--kinds tflite,image,npz,idx,video] [--seed 0]
+
+Each case mutates a real file (truncation, bit flips, random byte runs, scattered bytes)
+and feeds it to the loader a user would hit (Model + predict, image decode + digit
+finding, MNIST loading, video capture + reading). Cases run in a child process watched by
+this one: a case must end in a result or a one-line UserError; a dead child counts as a
+crash, a case over 10 s as a hang, and the run continues after it. Results:
+benchmarks/results/fuzz.json and .md. tests/test_fuzz.py runs the same code, fewer cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+KINDS = ("tflite", "image", "npz", "idx", "video")
+CASE_TIMEOUT_S = 10.0
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """One of four mutations, chosen and placed by `rng`."""
+    b = bytearray(data)
+    kind = rng.randrange(4)
+    if kind == 0 or not b:
+        return bytes(b[:rng.randrange(len(b) + 1)])
+    if kind == 1:
+        for _ in range(rng.randint(1, 8)):
+            p = rng.randrange(len(b))
+            b[p] ^= 1 << rng.randrange(8)
+    elif kind == 2:
+        p, n = rng.randrange(len(b)), rng.randint(1, 64)
+        b[p:p + n] = bytes(rng.randrange(256) for _ in range(n))
+    else:
+        for _ in range(rng.randint(5, 60)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+    return bytes(b)
+
+
+def _repack_zip(data: bytes, rng: random.Random) -> bytes:
+    """Mutate one member of a zip (npz) and pack it again with valid CRCs, so the npy parser sees it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    victim = rng.choice(sorted(members))
+    members[victim] = mutate(members[victim], rng)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return out.getvalue()
+
+
+def _fix_png_crcs(data: bytes) -> bytes:
+    """Recompute every PNG chunk CRC after a mutation, so libpng decodes the damaged data."""
+    b = bytearray(data)
+    pos = 8
+    while pos + 12 <= len(b):
+        length = struct.unpack(">I", b[pos:pos + 4])[0]
+        end = pos + 8 + length
+        if end + 4 > len(b):
+            break
+        b[end:end + 4] = struct.pack(">I", zlib.crc32(bytes(b[pos + 4:end])) & 0xFFFFFFFF)
+        pos = end + 4
+    return bytes(b)
+
+
+def mutate_file(kind: str, data: bytes, rng: random.Random) -> bytes:
+    """Half of the cases damage the raw bytes; for checksummed formats the other half keep checksums valid."""
+    if kind == "npz" and rng.random() < 0.5:
+        return _repack_zip(data, rng)
+    if kind == "image" and data[:4] == b"\x89PNG" and rng.random() < 0.5:
+        return _fix_png_crcs(mutate(data, rng))
+    return mutate(data, rng)
+
+
+def make_seeds(folder: Path) -> dict[str, Path]:
+    """Real, valid files of each kind to mutate (small, so a case is quick)."""
+    import cv2
+    import numpy as np
+
+    from edgedigits import scenes
+    from firmware_harness import mnist
+    from firmware_harness.__main__ import shipped_model
+
+    test = mnist.load(mnist.locate(None), splits=("test",))
+    sample = scenes.scenes(test.x_test, test.y_test, 3, seed=4, size=(240, 320))
+    cv2.imwrite(str(folder / "seed.png"), sample[0].image)
+    cv2.imwrite(str(folder / "seed.jpg"), sample[1].image)
+    np.savez(folder / "seed.npz", x_test=test.x_test[:200], y_test=test.y_test[:200])
+    idx = folder / "idx"
+    idx.mkdir()
+    for split, x, y in (("train", test.x_test[:100], test.y_test[:100]), ("t10k", test.x_test[100:150], test.y_test[100:150])):
+        (idx / f"{split}-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + np.array(x.shape, ">u4").tobytes() + x.tobytes())
+        (idx / f"{split}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + np.array(y.shape, ">u4").tobytes() + y.tobytes())
+    scenes.write_video(str(folder / "seed.mp4"), [s.image for s in sample], fps=10, repeat=3)
+    return {"tflite": shipped_model(), "image": folder / "seed.png", "image_jpg": folder / "seed.jpg",
+            "npz": folder / "seed.npz", "idx": idx / "train-images-idx3-ubyte", "video": folder / "seed.mp4"}
+
+
+def run_case(kind: str, path: Path) -> str:
+    """Feed one (mutated) file to its loader; 'ok' or 'refused'. Anything else escapes as a bug."""
+    import numpy as np
+
+    from firmware_harness import camera, images, mnist, preprocess
+    from firmware_harness.errors import UserError
+    from firmware_harness.runtime import Model
+
+    try:
+        if kind == "tflite":
+            assert Model(path).predict(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10)
+        elif kind == "image":
+            preprocess.find_digits(images.read(path))
+        elif kind in ("npz", "idx"):
+            mnist.load(path if kind == "npz" else path.parent, splits=("test",) if kind == "npz" else ("train", "test"))
+        else:
+            source = camera.FrameSource(str(path))
+            while (frame := source.read()) is not None:
+                preprocess.find_digits(frame)
+            source.close()
+    except UserError as e:
+        assert "\n" not in str(e), "errors are one line"
+        return "refused"
+    return "ok"
+
+
+CHILD = """
+import random, sys
+from pathlib import Path
+sys.path.insert(0, {bench!r})
+from fuzz import mutate_file, run_case
+kind, seed_path, work, seed, start, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+data = seed_path.read_bytes()
+for case in range(start, stop):
+    target = work / seed_path.name
+    target.write_bytes(mutate_file(kind, data, random.Random(seed * 1_000_003 + case)))
+    print(case, run_case(kind, target), flush=True)
+"""
+
+
+def fuzz(kind: str, seed_path: Path, cases: int, seed: int, work: Path) -> dict:
+    """Run `cases` mutations of `seed_path`; count ok / refused / crashes / hangs / errors."""
+    counts = {"ok": 0, "refused": 0, "crash": 0, "hang": 0, "error": 0}
+    failures = []
+    loader = "image" if kind == "image_jpg" else kind
+    folder = work / kind
+    folder.mkdir(exist_ok=True)
+    if kind == "idx":  # the other IDX files stay valid; one of them is mutated
+        for sibling in seed_path.parent.iterdir():
+            (folder / sibling.name).write_bytes(sibling.read_bytes())
+    code = CHILD.format(bench=str(ROOT / "benchmarks"))
+    case = 0
+    while case < cases:
+        child = subprocess.Popen([sys.executable, "-c", code, loader, str(seed_path), str(folder), str(seed),
+                                  str(case), str(cases)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while case < cases:
+            ready, _, _ = select.select([child.stdout], [], [], CASE_TIMEOUT_S)
+            if not ready:
+                child.kill()
+                counts["hang"] += 1
+                failures.append({"case": case, "result": "hang"})
+                case += 1
+                break
+            line = child.stdout.readline()
+            if not line:  # the child ended without finishing: a crash or an uncaught exception
+                child.wait()
+                tail = child.stderr.read()[-300:]
+                result = "crash" if child.returncode < 0 else "error"
+                counts[result] += 1
+                failures.append({"case": case, "result": result, "returncode": child.returncode, "stderr": tail})
+                case += 1
+                break
+            counts[line.split()[1]] += 1
+            case += 1
+        child.kill()
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    return {"kind": kind, "cases": cases, **counts, "failures": failures[:20]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from firmware_harness import atomic
+    from firmware_harness.device import machine_info
+    from firmware_harness.runtime import get_backend
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
+        work = Path(tmp)
+        seeds = make_seeds(work)
+        for kind in args.kinds.split(","):
+            for name in [k for k in seeds if k.split("_")[0] == kind]:
+                started = time.perf_counter()
+                row = fuzz(name, seeds[name], args.cases, args.seed, work)
+                row["seconds"] = round(time.perf_counter() - started, 1)
+                print(json.dumps({k: v for k, v in row.items() if k != "failures"}), flush=True)
+                rows.append(row)
+    result = {"command": "python benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "device": machine_info(),
+              "backend": get_backend().name, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows}
+    atomic.write_json(RESULTS / "fuzz.json", result)
+    lines = [f"`{result['command']}` on {result['device']['cpu']}, backend {result['backend']}, "
+             f"a case over {CASE_TIMEOUT_S:.0f} s counts as a hang", "",
+             "| input | cases | valid result | clean one-line error | crashes | hangs | other errors | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['kind']} | {r['cases']} | {r['ok']} | {r['refused']} | {r['crash']} | {r['hang']} | {r['error']} "
+              f"| {r['seconds']} |" for r in rows]
+    atomic.write_text(RESULTS / "fuzz.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if all(r["crash"] == r["hang"] == r["error"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("EDGEDIGITS_MAX_PIXELS", "40000000")
+    sys.exit(main())
