@@ -202,6 +202,21 @@ def doctor(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    model: Annotated[Optional[Path], typer.Option(help=".tflite model [default: the shipped model].")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Web page to draw or upload digits, and POST /predict (needs the web extra)."""
+    from edgedigits import serve as serve_mod
+
+    path = model or default_model()
+    if not path.is_file():
+        raise UserError(f"model not found: {path}")
+    serve_mod.serve(path, host, port)
+
+
 def default_model() -> Path:
     """The shipped int8 model (package data)."""
     from importlib import resources

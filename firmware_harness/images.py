@@ -19,6 +19,12 @@ from firmware_harness.errors import UserError
 
 MAX_PIXELS = int(os.environ.get("EDGEDIGITS_MAX_PIXELS", 40_000_000))  # a 40-MP photo; --max-pixels overrides
 MAX_FILE_BYTES = 200 << 20
+
+
+class TooManyPixels(UserError):
+    """The image is over the pixel budget (refused before decoding)."""
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 
 
@@ -102,7 +108,7 @@ def decode(data: bytes, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise UserError(f"{label}: not an image this tool reads (PNG, JPEG, GIF, BMP, WebP, TIFF, PNM)")
     width, height = size
     if width * height > max_pixels:
-        raise UserError(f"{label}: {width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
+        raise TooManyPixels(f"{label}: {width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
                         f"limit; resize it or raise --max-pixels")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:

@@ -1,0 +1,152 @@
+"""`edgedigits serve`: a real server on a loopback port, real HTTP, a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from conftest import REPO, run_cli  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("EDGEDIGITS_ARTIFACTS", REPO / "test-artifacts"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(shipped_model):
+    port = _free_port()
+    code = "import sys; from edgedigits.cli import main; sys.exit(main())"
+    process = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", str(port), "--model", str(shipped_model)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def post(base: str, body: bytes, content_type: str = "image/png", query: str = "") -> tuple[int, dict]:
+    request = urllib.request.Request(base + "/predict" + query, data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_predict_returns_what_the_cli_prints(server, test_images, tmp_path, shipped_model):
+    x, y = test_images
+    image = 255 - x[0]  # dark ink on white, 28x28
+    path = tmp_path / "digit.png"
+    path.write_bytes(_png(image))
+    status, answer = post(server, path.read_bytes(), query="?name=digit.png")
+    assert status == 200
+    cli = json.loads(run_cli("predict", str(path), "--json", "--model", str(shipped_model)).stdout)
+    assert answer == {**cli, "path": "digit.png"}
+    assert answer["digits"] == str(y[0])
+
+
+def test_details_add_crops_and_latency(server, test_images):
+    status, answer = post(server, _png(255 - test_images[0][1]), query="?details=1")
+    assert status == 200 and answer["latency_ms"] > 0
+    crop = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(answer["crops"][0]), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert crop.shape == (28, 28)
+
+
+def _huge_png_header() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("body,content_type,status,fragment", [
+    (b"", "image/png", 400, "empty"),
+    (b"hello", "text/plain", 415, "Content-Type"),
+    (b"not an image at all", "image/png", 400, "not an image"),
+    (_huge_png_header(), "image/png", 413, "30000x30000"),
+])
+def test_bad_uploads_get_a_json_4xx_and_the_server_keeps_serving(server, test_images, body, content_type, status,
+                                                                   fragment):
+    code, answer = post(server, body, content_type)
+    assert code == status and fragment in answer["error"]
+    code, answer = post(server, _png(255 - test_images[0][2]))
+    assert code == 200 and answer["digits"] == str(test_images[1][2])
+
+
+def test_a_50_mb_upload_is_refused_from_its_headers(server, test_images):
+    """The server answers 413 before reading the body (a client reads it after sending the headers)."""
+    import http.client
+
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/predict")
+    connection.putheader("Content-Type", "image/png")
+    connection.putheader("Content-Length", str(50 << 20))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and "upload limit" in json.loads(response.read())["error"]
+    connection.close()
+    code, answer = post(server, _png(255 - test_images[0][3]))
+    assert code == 200 and answer["digits"] == str(test_images[1][3])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's chromium)")
+def test_drawing_a_seven_in_the_browser_reads_7(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 900, "height": 820})
+        page.goto(server + "/")
+        box = page.locator("#canvas").bounding_box()
+        stroke = [(70, 60), (210, 60), (120, 230)]  # the top bar, then the long diagonal: a 7
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=25)
+        page.mouse.up()
+        page.click("#read")
+        page.wait_for_function("document.getElementById('digits').textContent.length > 0", timeout=15000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web_demo.png"))
+        digits = page.inner_text("#digits")
+        browser.close()
+    assert digits == "7"
