@@ -2,65 +2,102 @@
 
 What a firmware build needs to know before flashing: which ops the model uses and
 whether TFLM has them, the smallest tensor arena it runs in, and whether its outputs
-match the desktop interpreter's.
+match the desktop interpreter's. TFLM's Python wrapper can crash the process when an
+arena is too small (a failed Prepare, then a segfault on the next construction), and the
+arena search tries too-small arenas on purpose: every TFLM run happens in a child process.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_harness import native_stderr
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import Model
 
 ARENA_LIMIT = 4 << 20
 ARENA_STEP = 16  # TFLM aligns allocations to 16 bytes
+CHILD_TIMEOUT_S = 600
+
+# The child: model bytes, arena size and quantized inputs in, argmax of each output out.
+_CHILD = """
+import io, sys
+import numpy as np
+from tflite_micro import runtime
+job = np.load(io.BytesIO(sys.stdin.buffer.read()))
+content, inputs = job["model"].tobytes(), job["inputs"]
+try:
+    interp = runtime.Interpreter.from_bytes(content, arena_size=int(job["arena"]))
+    out = []
+    for x in inputs:
+        interp.set_input(x[None], 0)
+        interp.invoke()
+        out.append(int(np.argmax(interp.get_output(0))))
+except RuntimeError as e:
+    print("TFLM refused:", e, file=sys.stderr)
+    sys.exit(3)
+sys.stdout.buffer.write(np.asarray(out, np.int64).tobytes())
+"""
 
 
-def _tflm():
+def tflm_version() -> str:
     try:
-        from tflite_micro import runtime
+        from tflite_micro import __version__
     except ImportError as e:
         raise UserError("TFLite Micro is not installed; pip install 'edgedigits[mcu]' (the tflite-micro wheel)") from e
-    return runtime
+    return __version__
 
 
-def _runs_in(content: bytes, arena: int, sample: np.ndarray) -> bool:
-    runtime = _tflm()
+@dataclass
+class _Run:
+    ok: bool
+    predictions: np.ndarray | None
+    log: str
+
+
+def _run(content: bytes, arena: int, inputs: np.ndarray) -> _Run:
+    """Run TFLM on `inputs` with `arena` bytes in a child process; a crash counts as 'does not run'."""
+    job = io.BytesIO()
+    np.savez(job, model=np.frombuffer(content, np.uint8), arena=arena, inputs=inputs)
     try:
-        interp = runtime.Interpreter.from_bytes(content, arena_size=arena)
-        interp.set_input(sample, 0)
-        interp.invoke()
-    except RuntimeError:
-        return False
-    return True
+        done = subprocess.run([sys.executable, "-c", _CHILD], input=job.getvalue(), capture_output=True,
+                              timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return _Run(False, None, "timed out")
+    log = done.stderr.decode(errors="replace")
+    if done.returncode != 0:
+        return _Run(False, None, log)
+    return _Run(True, np.frombuffer(done.stdout, np.int64), log)
 
 
 def missing_ops(content: bytes, sample: np.ndarray) -> list[str]:
     """Ops of the model that this TFLM build cannot resolve (empty if it runs)."""
-    with native_stderr.captured(replay_on_error=False) as log:
-        runs = _runs_in(content, ARENA_LIMIT, sample)
-    return [] if runs else sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log.text)))
+    tflm_version()
+    run = _run(content, ARENA_LIMIT, sample)
+    return [] if run.ok else sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", run.log)))
 
 
 def arena_bytes(content: bytes, sample: np.ndarray) -> int:
     """The smallest tensor arena (bytes, a multiple of 16) in which TFLM allocates and invokes the model."""
-    lacking = missing_ops(content, sample)
-    if lacking:
-        raise UserError(f"TFLite Micro has no kernel for {', '.join(lacking)}; export an int8 model with builtin ops")
-    with native_stderr.captured(replay_on_error=False):  # every failed allocation prints; the search fails on purpose
-        if not _runs_in(content, ARENA_LIMIT, sample):
-            raise UserError(f"the model does not run in TFLite Micro even with a {ARENA_LIMIT >> 20} MiB arena")
-        low, high = 0, ARENA_LIMIT // ARENA_STEP
-        while high - low > 1:
-            mid = (low + high) // 2
-            if _runs_in(content, mid * ARENA_STEP, sample):
-                high = mid
-            else:
-                low = mid
+    tflm_version()
+    first = _run(content, ARENA_LIMIT, sample)
+    if not first.ok:
+        lacking = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", first.log)))
+        if lacking:
+            raise UserError(f"TFLite Micro has no kernel for {', '.join(lacking)}; export an int8 model with builtin ops")
+        raise UserError(f"the model does not run in TFLite Micro even with a {ARENA_LIMIT >> 20} MiB arena")
+    low, high = 0, ARENA_LIMIT // ARENA_STEP
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _run(content, mid * ARENA_STEP, sample).ok:
+            high = mid
+        else:
+            low = mid
     return high * ARENA_STEP
 
 
@@ -77,20 +114,16 @@ class McuReport:
 
 def check(model: Model, images: np.ndarray) -> McuReport:
     """Arena, ops and top-1 agreement with `model`'s desktop interpreter on `images` (uint8)."""
-    runtime = _tflm()
-    from tflite_micro import __version__ as tflm_version
-
+    version = tflm_version()
     ops = sorted({d["op_name"] for d in model._interp._get_ops_details()} - {"DELEGATE"})  # noqa: SLF001
     inputs = model.quantize(images)
     lacking = missing_ops(model.content, inputs[:1])
     if lacking:
-        return McuReport(ops, lacking, 0, 0.0, 0, tflm_version, model.backend.name)
+        return McuReport(ops, lacking, 0, 0.0, 0, version, model.backend.name)
     arena = arena_bytes(model.content, inputs[:1])
-    interp = runtime.Interpreter.from_bytes(model.content, arena_size=arena + 1024)
-    micro = np.empty(len(inputs), np.int64)
-    for i, x in enumerate(inputs):
-        interp.set_input(x[None], 0)
-        interp.invoke()
-        micro[i] = int(np.argmax(interp.get_output(0)))
+    run = _run(model.content, arena + 1024, inputs)
+    if not run.ok:
+        raise UserError(f"TFLite Micro failed on the test images: {run.log.strip().splitlines()[-1:]}")
     desktop = np.argmax(model.predict(images), axis=1)
-    return McuReport(ops, [], arena, float(np.mean(micro == desktop)), len(images), tflm_version, model.backend.name)
+    return McuReport(ops, [], arena, float(np.mean(run.predictions == desktop)), len(images), version,
+                     model.backend.name)

@@ -24,7 +24,6 @@ TENSOR_TYPES = {
 }
 CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FULLY_CONNECTED = 3, 4, 6, 9
 WEIGHTED_OPS = {CONV_2D: "CONV_2D", DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D", FULLY_CONNECTED: "FULLY_CONNECTED"}
-MAX_ITEMS = 1 << 20  # more tensors/operators/buffers than any sane model: refuse, do not allocate
 
 
 class MalformedModel(UserError):
@@ -170,7 +169,7 @@ class _Reader:
         if pos is None:
             return 0, 0
         length = self._unpack("<I", pos)
-        if length > MAX_ITEMS or pos + 4 + length * item_size > len(self.buf):
+        if pos + 4 + length * item_size > len(self.buf):  # also bounds what a malformed file can make us allocate
             raise MalformedModel(f"a vector of {length} items at {pos} runs past the end of the file")
         return pos + 4, length
 
