@@ -74,9 +74,8 @@ def export(
     model: Annotated[str, typer.Option(help="Registry model name.")] = "ds_cnn",
     sparsity: Annotated[float, typer.Option(help="Target fraction of zero weights, 0 to 0.95 (0: plain QAT).")] = 0.5,
     epochs: Annotated[int, typer.Option(help="Float training epochs.")] = 30,
-    prune_epochs: Annotated[int, typer.Option(help="Pruning fine-tuning epochs.")] = 8,
+    prune_epochs: Annotated[int, typer.Option(help="Pruning fine-tuning epochs.")] = 10,
     qat_epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs.")] = 4,
-    distill: Annotated[bool, typer.Option("--distill/--no-distill", help="The dense model teaches the pruned and QAT models.")] = True,
     io: Annotated[str, typer.Option(help="int8 model input/output type: int8, or uint8 for apps that feed camera bytes.")] = "int8",
     out: Annotated[Path, typer.Option(help="Output folder for the artifacts and the run's checkpoints.")] = Path("export"),
     name: Annotated[Optional[str], typer.Option(help="Artifact name [default: edgedigits_int8 for ds_cnn, else <model>_int8].")] = None,
@@ -91,7 +90,7 @@ def export(
 
     plan = pipeline.ExportPlan(
         model=model, int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-        sparsity=sparsity, epochs=epochs, prune_epochs=prune_epochs, qat_epochs=qat_epochs, distill=distill, io_type=io,
+        sparsity=sparsity, epochs=epochs, prune_epochs=prune_epochs, qat_epochs=qat_epochs, io_type=io,
         seed=seed, name=name, start_from=start_from,
     )
     plan.validate()  # bad options and data fail fast, before TensorFlow loads

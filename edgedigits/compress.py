@@ -7,9 +7,7 @@
    pruned harder to make up for them.
 2. `quantize`: int8 QAT with `Default8BitPrunePreserveQuantizeScheme`, so the pruned
    weights stay zero (plain `Default8BitQuantizeScheme` when sparsity is 0).
-Both stages can learn from the dense float model as a teacher (knowledge distillation:
-part of the loss is matching its softened outputs), which recovers much of what pruning
-and quantization cost. Both checkpoint every epoch and resume (`train.fit_resumable`).
+Both stages checkpoint every epoch and resume (see `train.fit_resumable`).
 """
 
 from __future__ import annotations
@@ -28,8 +26,6 @@ DEFAULT_SPARSITY = 0.5
 MAX_SPARSITY = 0.95
 PRUNE_RAMP = 0.6  # fraction of the pruning steps over which sparsity rises to its target
 PRUNE_FREQUENCY = 50  # steps between mask updates
-DISTILL_TEMPERATURE = 2.0
-DISTILL_WEIGHT = 0.5  # share of the loss that is matching the teacher's softened outputs
 
 
 @dataclass
@@ -53,65 +49,22 @@ def _prunable_types() -> tuple:
     return keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense
 
 
-def frozen_copy(model):
-    """An independent, untrainable copy of a model, to teach while the original is pruned in place."""
-    from edgedigits._tf import keras
-
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    copy = keras.Model(clone.inputs, clone.outputs, name=f"{model.name}_teacher")
-    copy.trainable = False
-    return copy
-
-
-def _with_teacher(student, teacher):
-    """A training-only model whose output is the student's logits beside the frozen teacher's."""
-    from edgedigits._tf import keras
-
-    teacher.trainable = False
-    inputs = keras.Input(student.input_shape[1:], name="image")
-    both = keras.layers.Concatenate(name="student_teacher")([student(inputs), teacher(inputs, training=False)])
-    return keras.Model(inputs, both, name="distillation")
-
-
-def _distillation_loss(y_true, both):
-    """(1 - w) * cross-entropy with the labels + w * T^2 * KL(teacher || student) at temperature T."""
-    from edgedigits._tf import keras, tf
-
-    student, teacher = both[:, :10], both[:, 10:]
-    hard = keras.losses.sparse_categorical_crossentropy(y_true, student, from_logits=True)
-    t = DISTILL_TEMPERATURE
-    soft = keras.losses.kl_divergence(tf.nn.softmax(teacher / t), tf.nn.softmax(student / t)) * t * t
-    return (1 - DISTILL_WEIGHT) * hard + DISTILL_WEIGHT * soft
-
-
-def _student_accuracy(y_true, both):
-    from edgedigits._tf import keras
-
-    return keras.metrics.sparse_categorical_accuracy(y_true, both[:, :10])
-
-
 def _fine_tune(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, label: str,
-               callbacks: tuple = (), teacher=None) -> dict:
+               callbacks: tuple = ()) -> dict:
     """Cosine-decayed Adam fine-tuning with augmentation, resumable, keeping the last epoch's weights."""
     from edgedigits import train
     from edgedigits._tf import keras
 
     steps = math.ceil(len(splits.x_train) / recipe.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps=recipe.epochs * steps, alpha=0.05)
-    if teacher is None:
-        train.compile_model(model, schedule)
-    else:
-        model = _with_teacher(model, teacher)
-        accuracy = keras.metrics.MeanMetricWrapper(_student_accuracy, name="accuracy")
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_distillation_loss, metrics=[accuracy])
+    train.compile_model(model, schedule)
     train_ds = data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=True, seed=recipe.seed + 1)
     val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)
     return train.fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
                                stage_dir=stage_dir, callbacks=callbacks, label=label)
 
 
-def prune(model, splits: data.Splits, sparsity: float, recipe: StageRecipe, stage_dir: Path, teacher=None):
+def prune(model, splits: data.Splits, sparsity: float, recipe: StageRecipe, stage_dir: Path):
     """Prune conv/depthwise/dense kernels to `sparsity` while fine-tuning; return the stripped model."""
     from edgedigits._tf import seed_everything, tfmot
 
@@ -124,8 +77,7 @@ def prune(model, splits: data.Splits, sparsity: float, recipe: StageRecipe, stag
     )
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)  # keeps the weights
     print(f"[prune] to {sparsity:.0%} sparsity over {recipe.epochs} epochs", file=sys.stderr)
-    _fine_tune(pruned, splits, recipe, stage_dir, "prune", callbacks=(tfmot.sparsity.keras.UpdatePruningStep(),),
-               teacher=teacher)
+    _fine_tune(pruned, splits, recipe, stage_dir, "prune", callbacks=(tfmot.sparsity.keras.UpdatePruningStep(),))
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
 
@@ -146,8 +98,7 @@ def _prunable_target(model, sparsity: float) -> float:
     return target
 
 
-def quantize(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, preserve_sparsity: bool,
-             teacher=None):
+def quantize(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, preserve_sparsity: bool):
     """Int8 quantization-aware fine-tuning; with `preserve_sparsity`, zero weights stay zero."""
     from edgedigits._tf import seed_everything, tfmot
 
@@ -160,7 +111,7 @@ def quantize(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, p
     _pin_input_range(qat)
     print(f"[qat] int8 quantization-aware training over {recipe.epochs} epochs"
           f"{' (sparsity preserved)' if preserve_sparsity else ''}", file=sys.stderr)
-    _fine_tune(qat, splits, recipe, stage_dir, "qat", teacher=teacher)
+    _fine_tune(qat, splits, recipe, stage_dir, "qat")
     return qat
 
 
@@ -169,7 +120,10 @@ def _pin_input_range(qat) -> None:
 
     It keeps a running min/max of what it sees; inputs never leave [0, 1], so it stays there.
     """
-    for weight in qat.get_layer("quantize_layer").weights:  # the input quantizer quantize_apply adds
+    # The input quantizer quantize_apply adds: its class is not public API, and Keras renames it
+    # quantize_layer_1, _2 ... when a process builds several QAT models.
+    layer = next(layer for layer in qat.layers if type(layer).__name__ == "QuantizeLayer")
+    for weight in layer.weights:
         if weight.name.endswith("_min:0"):
             weight.assign(0.0)
         elif weight.name.endswith("_max:0"):

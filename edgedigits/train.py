@@ -36,7 +36,7 @@ class Recipe:
     lr: float = 3e-3
     schedule: str = "cosine"
     warmup_epochs: int = 1
-    patience: int = 6
+    patience: int = 10  # cosine: the best epochs come at the end, after a noisy high-LR middle
     label_smoothing: float = 0.0
     augment: bool = True
     seed: int = 0
