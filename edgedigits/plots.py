@@ -73,3 +73,23 @@ def gallery(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: str | 
             ax.imshow(images[k], cmap="gray")
             ax.set_title(f"{true[k]}→{pred[k]}", fontsize=8)
     return _save(fig, path)
+
+
+def pareto(rows: list[dict], path: str | Path, highlight: str = "") -> Path:
+    """Accuracy against invoke p50 (log scale); marker area grows with file size; `highlight` marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    sizes = np.array([r["bytes"] for r in rows], dtype=np.float64)
+    area = 20 + 600 * np.sqrt(sizes / sizes.max())
+    for row, s in zip(rows, area):
+        special = row["name"] == highlight
+        ax.scatter(row["invoke_us"]["p50"], 100 * row["accuracy"], s=s, alpha=0.55,
+                   color="crimson" if special else "steelblue", edgecolors="black" if special else "none")
+        ax.annotate(row["name"], (row["invoke_us"]["p50"], 100 * row["accuracy"]), fontsize=6,
+                    xytext=(4, 3), textcoords="offset points", weight="bold" if special else "normal")
+    ax.set_xscale("log")
+    ax.set_xlabel("invoke p50 (µs, one image, one thread)")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title("accuracy vs latency; marker area ~ file size")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)

@@ -1,0 +1,230 @@
+"""The model zoo x format table: every registry model, every TFLite format, measured in one run.
+
+    python benchmarks/run.py [--quick] [--cache DIR]
+
+For each registry model: train with its recipe below (or reuse the cached checkpoint),
+export fp32, fp16, dynamic-range and post-training int8, and for the ds_cnn presets the
+pruned + QAT int8 of `edgedigits export --int8`. Adds the shipped model (`edgedigits_int8`),
+a row built with the TensorFlow Model Optimization QAT tutorial's recipe (`tfmot_tutorial`)
+and classical scikit-learn baselines. Every .tflite file is measured by the device harness
+in ONE process (same machine state, so the ratios are fair), int8 files also in TFLite
+Micro. `--quick` runs the same code on 2,000-image slices with one epoch (a CI smoke test).
+Results in benchmarks/results/: results.json, results.md, pareto.png, and the shipped
+model's confusion matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+FORMATS = ("fp32", "fp16", "dynamic", "int8")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    model: str
+    epochs: int
+    compressed: bool = False  # also the pruned + QAT int8 of `edgedigits export --int8`
+
+
+ZOO = (
+    ZooEntry("ds_cnn", 30, compressed=True),
+    ZooEntry("ds_cnn_micro", 30, compressed=True),
+    ZooEntry("mlp", 20),
+    ZooEntry("lenet5", 20),
+    ZooEntry("cnn_basic", 12),
+    ZooEntry("cnn_bn", 12),
+    ZooEntry("cnn_deep", 15),
+)
+
+
+def tfmot_tutorial(splits, out: Path, quick: bool) -> Path:
+    """The TF-MOT QAT tutorial: Conv2D(12, 3) -> MaxPool -> Flatten -> Dense(10), 1 epoch, QAT on 1000 images."""
+    from edgedigits import data, export
+    from edgedigits._tf import keras, tfmot
+
+    path = out / "tfmot_tutorial.tflite"
+    if path.exists():
+        return path
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.InputLayer(input_shape=(28, 28, 1)),
+        keras.layers.Conv2D(12, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    x = data.to_model_input(splits.x_train)
+    model.fit(x, splits.y_train, epochs=1, validation_split=0.1, verbose=0)
+    qat = tfmot.quantization.keras.quantize_model(model)
+    qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    qat.fit(x[:1000], splits.y_train[:1000], batch_size=500, epochs=1, validation_split=0.1, verbose=0)
+    content = export.convert(qat, "int8", quantization_aware=True)
+    path.write_bytes(content)
+    return path
+
+
+def classical(splits, quick: bool) -> list[dict]:
+    """k-NN, random forest and SVM (scikit-learn) on the same split; size = pickled model."""
+    try:
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.svm import SVC
+    except ImportError:
+        print("scikit-learn not installed: no classical baselines (pip install scikit-learn)", file=sys.stderr)
+        return []
+    x_train = splits.x_train.reshape(len(splits.x_train), -1).astype(np.float32) / 255
+    x_test = splits.x_test.reshape(len(splits.x_test), -1).astype(np.float32) / 255
+    subset = 2000 if quick else 10000
+    rows = []
+    for name, estimator, train_n in (
+        ("knn", KNeighborsClassifier(n_neighbors=3), len(x_train)),
+        ("random_forest", RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=-1), len(x_train)),
+        ("svm_rbf", SVC(kernel="rbf", C=5, gamma="scale"), min(subset, len(x_train))),
+    ):
+        started = time.perf_counter()
+        estimator.fit(x_train[:train_n], splits.y_train[:train_n])
+        fit_s = time.perf_counter() - started
+        accuracy = float(np.mean(estimator.predict(x_test) == splits.y_test))
+        single = []
+        for i in range(50):
+            t = time.perf_counter_ns()
+            estimator.predict(x_test[i:i + 1])
+            single.append((time.perf_counter_ns() - t) / 1000)
+        rows.append({"name": name, "format": "scikit-learn", "accuracy": accuracy, "n_eval": len(x_test),
+                     "bytes": len(pickle.dumps(estimator)), "trained_on": train_n, "fit_s": round(fit_s, 1),
+                     "predict_us_p50": round(float(np.median(single)), 1)})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2,000-image slices, 1 epoch: a smoke test")
+    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
+    args = parser.parse_args()
+
+    from edgedigits import data, export, pipeline, plots
+    from edgedigits import evaluate as evaluate_mod
+    from firmware_harness import atomic, bench, mcu, mnist
+    from firmware_harness.__main__ import shipped_model
+    from firmware_harness.runtime import Model
+
+    started = time.perf_counter()
+    limit = 2000 if args.quick else None
+    cache = atomic.ensure_dir(args.cache / ("quick" if args.quick else "full"))
+    splits = data.load_splits(None, limit=limit)
+    files: dict[str, tuple[str, Path]] = {}  # row name -> (format, file)
+    for entry in ZOO:
+        epochs = 1 if args.quick else entry.epochs
+        plan = pipeline.ExportPlan(model=entry.model, int8=entry.compressed, formats=FORMATS, epochs=epochs,
+                                   prune_epochs=1 if args.quick else pipeline.ExportPlan.prune_epochs,
+                                   qat_epochs=1 if args.quick else pipeline.ExportPlan.qat_epochs,
+                                   name=f"{entry.model}_pruned_qat_int8")
+        out = cache / entry.model
+        if not all((out / f"{plan.artifact_name(f)}.tflite").exists() for f in FORMATS) or (
+                entry.compressed and not (out / f"{plan.artifact_name()}.tflite").exists()):
+            print(f"== {entry.model}", file=sys.stderr, flush=True)
+            pipeline.run(plan, splits, out)
+        for fmt in FORMATS:
+            files[f"{entry.model}_{fmt}"] = (fmt, out / f"{plan.artifact_name(fmt)}.tflite")
+        if entry.compressed:
+            files[f"{entry.model}_pruned_qat_int8"] = ("int8 pruned+QAT", out / f"{plan.artifact_name()}.tflite")
+    files["tfmot_tutorial"] = ("int8 QAT", tfmot_tutorial(splits, cache, args.quick))
+    files["edgedigits_int8"] = ("int8 pruned+QAT (shipped)", shipped_model())
+
+    test = mnist.DigitData(splits.x_test, splits.y_test, source=splits.source, is_mnist=splits.is_mnist)
+    settings = bench.BenchSettings(runs=200 if args.quick else 1000, warmup=20 if args.quick else 100)
+    rows = []
+    for name, (fmt, path) in files.items():
+        row = bench.bench_model(path, test, settings)
+        row.update(name=name, format=fmt)
+        if fmt.startswith("int8"):
+            model = Model(path)
+            row["tflm_arena_bytes"] = mcu.arena_bytes(model.content, model.quantize(test.x_test[:1]))
+        rows.append(row)
+        print(f"{name:32s} {row['accuracy']:.4f} {row['bytes']:>9,} B {row['invoke_us']['p50']:>8.1f} us",
+              file=sys.stderr, flush=True)
+    result = {"device": bench.device_section(rows), "rows": rows, "classical": classical(splits, args.quick),
+              "quick": args.quick, "command": "python benchmarks/run.py" + (" --quick" if args.quick else ""),
+              "date": time.strftime("%Y-%m-%d"), "data": splits.describe()}
+    result["comparisons"] = comparisons(rows)
+    result["wall_time_s"] = round(time.perf_counter() - started, 1)
+    suffix = "_quick" if args.quick else ""
+    atomic.write_json(args.results / f"results{suffix}.json", result)
+    atomic.write_text(args.results / f"results{suffix}.md", markdown(result))
+    plots.pareto(rows, args.results / f"pareto{suffix}.png", highlight="edgedigits_int8")
+    shipped = Model(shipped_model())
+    predicted = np.argmax(shipped.predict(test.x_test), axis=1)
+    report = evaluate_mod.metrics(test.y_test, predicted)
+    plots.confusion(np.array(report["confusion"]), args.results / f"confusion_edgedigits_int8{suffix}.png",
+                    title=f"edgedigits_int8: {report['accuracy']:.2%} on {len(predicted):,} test images")
+    print(markdown(result))
+    return 0
+
+
+def comparisons(rows: list[dict]) -> dict:
+    """The issue's ratios: the shipped model against cnn_deep int8 and against the TF-MOT tutorial row."""
+    by_name = {r["name"]: r for r in rows}
+    shipped, deep, tutorial = by_name["edgedigits_int8"], by_name.get("cnn_deep_int8"), by_name.get("tfmot_tutorial")
+    out = {}
+    if deep:
+        out["vs_cnn_deep_int8"] = {
+            "size_ratio": round(deep["bytes"] / shipped["bytes"], 2),
+            "invoke_p50_ratio": round(deep["invoke_us"]["p50"] / shipped["invoke_us"]["p50"], 2),
+            "accuracy_difference_pp": round(100 * (shipped["accuracy"] - deep["accuracy"]), 2),
+        }
+    if tutorial:
+        out["vs_tfmot_tutorial"] = {
+            "accuracy_difference_pp": round(100 * (shipped["accuracy"] - tutorial["accuracy"]), 2),
+            "invoke_p50_ratio": round(shipped["invoke_us"]["p50"] / tutorial["invoke_us"]["p50"], 2),
+        }
+    return out
+
+
+def markdown(r: dict) -> str:
+    d = r["device"]
+    lines = [
+        f"`{r['command']}`, {r['date']}, on {d['cpu']} ({d['arch']}, {d['cores']} cores), {d['os']}, "
+        f"Python {d['python']}, numpy {d['numpy']}, {d['backend']}, 1 thread; accuracy on {r['rows'][0]['n_eval']:,} "
+        f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min",
+        "",
+        "| model | format | accuracy | bytes | gzip | params | MACs | invoke p50 µs | p90 | e2e p50 µs | TFLM arena |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in sorted(r["rows"], key=lambda x: -x["accuracy"]):
+        arena = f"{row['tflm_arena_bytes']:,}" if row.get("tflm_arena_bytes") else ""
+        bold = "**" if row["name"] == "edgedigits_int8" else ""
+        lines.append(f"| {bold}{row['name']}{bold} | {row['format']} | {row['accuracy']:.2%} | {row['bytes']:,} | "
+                     f"{row['gzip_bytes']:,} | {row['params']:,} | {row['macs']:,} | {row['invoke_us']['p50']:.1f} | "
+                     f"{row['invoke_us']['p90']:.1f} | {row['e2e_us']['p50']:.1f} | {arena} |")
+    if r["classical"]:
+        lines += ["", "| classical baseline | accuracy | pickled bytes | trained on | predict p50 µs (1 image) |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {c['name']} | {c['accuracy']:.2%} | {c['bytes']:,} | {c['trained_on']:,} images | "
+                  f"{c['predict_us_p50']:.0f} |" for c in r["classical"]]
+    comp = r["comparisons"]
+    if "vs_cnn_deep_int8" in comp:
+        c = comp["vs_cnn_deep_int8"]
+        lines += ["", f"edgedigits_int8 against cnn_deep int8: {c['size_ratio']}× smaller file, {c['invoke_p50_ratio']}× "
+                      f"lower invoke p50, accuracy {c['accuracy_difference_pp']:+.2f} points."]
+    if "vs_tfmot_tutorial" in comp:
+        c = comp["vs_tfmot_tutorial"]
+        lines += [f"edgedigits_int8 against the TF-MOT tutorial recipe: accuracy {c['accuracy_difference_pp']:+.2f} "
+                  f"points, invoke p50 {c['invoke_p50_ratio']}× its p50."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
