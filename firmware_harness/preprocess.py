@@ -74,10 +74,10 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
     """Invert if the ink is darker than the background, so ink is always the bright part.
 
     Each pixel is compared with its local background (a median over half the frame, at
-    1/4 scale: robust to ink covering less than half the window, blind to lighting
+    1/8 scale: robust to ink covering less than half the window, blind to lighting
     gradients); the ink is on the side of the longer tail of those differences.
     """
-    small = cv2.resize(gray, (max(gray.shape[1] // 4, 1), max(gray.shape[0] // 4, 1)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(gray, (max(gray.shape[1] // 8, 1), max(gray.shape[0] // 8, 1)), interpolation=cv2.INTER_AREA)
     k = max(3, min(small.shape) // 2) | 1
     background = cv2.medianBlur(small, min(k, 255))
     diff = small.astype(np.int16) - background.astype(np.int16)
