@@ -73,8 +73,9 @@ def _download() -> Path:
     try:
         keras.datasets.mnist.load_data()
     except Exception as e:  # keras.utils.get_file raises a bare Exception for network errors
+        reason = str(e).splitlines()[0].split(" -- ")[-1].strip()[:120]  # "URL fetch failure on URL: code -- reason"
         raise UserError(
-            f"no MNIST found and the download failed ({str(e).splitlines()[0][:120]}); "
+            f"no MNIST found and the download failed ({reason}); "
             f"set {mnist.ENV_VAR}=/path/to/mnist.npz or pass --data PATH"
         ) from e
     return mnist.keras_cache()
