@@ -106,6 +106,15 @@ def ds_cnn_micro() -> keras.Model:
     return ds_cnn(blocks="c8 c16s2 d32s2 d48")
 
 
+def _dense_head(x, units: int, dropout: float = 0.0):
+    """Flatten -> Dense(units, ReLU) [-> Dropout] -> 10 logits: the tutorials' classifier head."""
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(units, activation="relu")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+
+
 @register
 def mlp(hidden: tuple[int, ...] = (512, 512), dropout: float = 0.2) -> keras.Model:
     """Two hidden ReLU layers on the flattened image (the Keras mnist_mlp baseline)."""
@@ -139,10 +148,7 @@ def cnn_basic() -> keras.Model:
     x = keras.layers.Conv2D(64, 3, activation="relu")(x)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Dropout(0.25)(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(256, activation="relu")(x)
-    x = keras.layers.Dropout(0.5)(x)
-    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+    return keras.Model(inputs, _dense_head(x, 256, dropout=0.5))
 
 
 @register
@@ -153,9 +159,7 @@ def cnn_bn() -> keras.Model:
     for i, filters in enumerate((32, 64)):
         x = _conv_bn_relu(x, filters, name=f"c{i}")
         x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(128, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+    return keras.Model(inputs, _dense_head(x, 128))
 
 
 @register
@@ -168,7 +172,4 @@ def cnn_deep() -> keras.Model:
         x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Dropout(0.25)(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(256, activation="relu")(x)
-    x = keras.layers.Dropout(0.5)(x)
-    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
+    return keras.Model(inputs, _dense_head(x, 256, dropout=0.5))
