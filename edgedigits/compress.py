@@ -26,6 +26,7 @@ DEFAULT_SPARSITY = 0.5
 MAX_SPARSITY = 0.95
 PRUNE_RAMP = 0.6  # fraction of the pruning steps over which sparsity rises to its target
 PRUNE_FREQUENCY = 50  # steps between mask updates
+SPARSITY_MARGIN = 0.003  # aim this far above the target, so the masks' rounding never lands below it
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _prunable_target(model, sparsity: float) -> float:
             size = int(layer.weights[0].shape.num_elements())
             total += size
             prunable += 0 if isinstance(layer, keras.layers.DepthwiseConv2D) else size
-    target = sparsity * total / prunable if prunable else 0.0
+    target = (sparsity + SPARSITY_MARGIN) * total / prunable if prunable and sparsity else 0.0
     if target > MAX_SPARSITY:
         raise UserError(f"--sparsity {sparsity} would need {target:.0%} zeros in the prunable layers "
                         f"(depthwise kernels are not pruned); choose at most {MAX_SPARSITY * prunable / total:.2f}")
