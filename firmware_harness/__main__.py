@@ -130,7 +130,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
     (model_path,) = _models([args.model] if args.model else [])
     model = Model(model_path, backend=args.backend, threads=args.threads)
     settings = camera.LoopSettings(headless=args.headless, max_frames=args.max_frames, record=args.record,
-                                   json_lines=args.json, smooth=args.smooth)
+                                   json_lines=args.json, smooth=args.smooth, work_size=args.work_size)
     result = camera.run(model, args.source, settings)
     if args.json:
         print(json.dumps({"summary": result}))
@@ -184,6 +184,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     cam.add_argument("--record", type=Path, help="write the annotated frames to this .mp4")
     cam.add_argument("--json", action="store_true", help="one JSON line per frame, then a summary line")
     cam.add_argument("--smooth", type=int, default=5, help="read-out = most common string of the last K frames")
+    cam.add_argument("--work-size", type=int, default=480, help="process frames with their long side at most this "
+                     "(default 480: faster; digits should stay over ~25 px tall at that scale)")
     cam.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
     cam.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     cam.set_defaults(func=cmd_camera)
@@ -195,7 +197,7 @@ def _positive(args: argparse.Namespace) -> None:
         from firmware_harness.images import MAX_PIXELS
 
         args.max_pixels = MAX_PIXELS
-    for name in ("threads", "runs", "limit", "max_pixels", "max_frames", "smooth"):
+    for name in ("threads", "runs", "limit", "max_pixels", "max_frames", "smooth", "work_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1 (got {value})")

@@ -156,6 +156,7 @@ class LoopSettings:
     record: Path | None = None
     json_lines: bool = False
     smooth: int = 5
+    work_size: int = 480  # long side frames are processed at: speed for a little resolution
 
 
 def run(model: Model, source: str, settings: LoopSettings) -> dict:
@@ -182,7 +183,7 @@ def run(model: Model, source: str, settings: LoopSettings) -> dict:
                 if frame is None:
                     break
                 t1 = clock()
-                found = find_digits(frame)
+                found = find_digits(frame, settings.work_size)
                 t2 = clock()
                 reading = classify(model, found)
                 t3 = clock()

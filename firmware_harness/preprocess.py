@@ -28,6 +28,7 @@ SPECK_FRACTION = 0.15  # components shorter than this fraction of the typical di
 MNIST_BOX = 20
 MNIST_SIZE = 28
 MNIST_STROKE = 0.14  # MNIST strokes are about 14 % of the digit's long side
+NORMALIZE_SIDE = 64  # a digit's mask is brought to at most this size before its strokes are adjusted
 SPLIT_ASPECT = 1.5  # a blob wider than this (w / h) may be touching digits
 MIN_DIGIT_PX = 8  # shorter than this at the working scale is not a readable digit
 
@@ -41,10 +42,27 @@ class Digit:
     line: int
 
 
-def percentile_u8(image: np.ndarray, q: float) -> int:
-    """The q-th percentile of a uint8 image, from its histogram (much faster than np.percentile)."""
-    counts = cv2.calcHist([image], [0], None, [256], [0, 256]).ravel().cumsum()
-    return int(np.searchsorted(counts, q / 100.0 * counts[-1]))
+def histogram(image: np.ndarray) -> np.ndarray:
+    """Pixel counts of a uint8 image, 256 bins."""
+    return cv2.calcHist([image], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+
+
+def percentile_u8(counts: np.ndarray, q: float) -> int:
+    """The q-th percentile, from a histogram."""
+    cumulative = counts.cumsum()
+    return int(np.searchsorted(cumulative, q / 100.0 * cumulative[-1]))
+
+
+def otsu_level(counts: np.ndarray) -> int:
+    """Otsu's threshold from a histogram: the level that maximises the between-class variance."""
+    levels = np.arange(256, dtype=np.float64)
+    weight = counts.cumsum()
+    mean = (counts * levels).cumsum()
+    total, total_mean = weight[-1], mean[-1]
+    background, foreground = weight, total - weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_mean * background - mean * total) ** 2 / (background * foreground)
+    return int(np.nanargmax(np.where(foreground > 0, between, np.nan)[:-1])) if total else 0
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -61,12 +79,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
 
 
-def _working_scale(shape: tuple[int, int]) -> float:
+def _working_scale(shape: tuple[int, int], max_side: int) -> float:
     long_side, short_side = max(shape), min(shape)
-    if long_side > WORK_MAX_SIDE:
-        return WORK_MAX_SIDE / long_side
+    if long_side > max_side:
+        return max_side / long_side
     if short_side < WORK_MIN_SIDE:
-        return min(WORK_MIN_SIDE / short_side, WORK_MAX_SIDE / long_side)
+        return min(WORK_MIN_SIDE / short_side, max_side / long_side)
     return 1.0
 
 
@@ -80,17 +98,20 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
     small = cv2.resize(gray, (max(gray.shape[1] // 8, 1), max(gray.shape[0] // 8, 1)), interpolation=cv2.INTER_AREA)
     k = max(3, min(small.shape) // 2) | 1
     background = cv2.medianBlur(small, min(k, 255))
-    diff = small.astype(np.int16) - background.astype(np.int16)
-    darker, lighter = -float(np.percentile(diff, 1)), float(np.percentile(diff, 99))
-    return 255 - gray if darker > lighter else gray
+    diff = (small.astype(np.int16) - background.astype(np.int16)).ravel()
+    low, high = len(diff) // 100, len(diff) - 1 - len(diff) // 100
+    tails = np.partition(diff, [low, high])  # the 1st and 99th percentiles, in one pass
+    return 255 - gray if -int(tails[low]) > int(tails[high]) else gray
 
 
 def stroke_width(binary: np.ndarray) -> float:
     """Typical stroke width (px) of the white parts of a 0/255 image."""
     if not binary.any():
         return 0.0
-    dist = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
-    return 2.0 * float(np.percentile(dist[dist > 0], 90))
+    inside = cv2.distanceTransform(binary, cv2.DIST_L2, 3)
+    inside = inside[inside > 0]
+    k = int(0.9 * (len(inside) - 1))
+    return 2.0 * float(np.partition(inside, k)[k])  # the 90th percentile of the distance to the edge
 
 
 def flatten_light(ink: np.ndarray) -> np.ndarray:
@@ -165,11 +186,10 @@ def _along_border(labels: np.ndarray, i: int) -> float:
     return max(float(np.mean(side == i)) for side in sides)
 
 
-def _components(flat: np.ndarray) -> tuple[np.ndarray, list[_Blob], dict[int, int]]:
-    """Ink components by hysteresis: Otsu's level picks the sure ink, and fainter ink (over half
+def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], dict[int, int]]:
+    """Ink components by hysteresis: Otsu's `level` picks the sure ink, and fainter ink (over half
     that level) stays where it is connected to sure ink, so faint joins do not break a digit.
     """
-    level = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0]
     weak = remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1])
     count, labels, stats, _ = _label(weak)
     areas = {i: int(stats[i, cv2.CC_STAT_AREA]) for i in range(1, count)}
@@ -287,6 +307,12 @@ def to_mnist(mask: np.ndarray) -> np.ndarray:
     if len(ys) == 0:
         return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    if max(mask.shape) > NORMALIZE_SIDE:  # stroke work at a bounded scale: same result, a fraction of the cost
+        scale = NORMALIZE_SIDE / max(mask.shape)
+        size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
+        mask = cv2.threshold(cv2.resize(mask, size, interpolation=cv2.INTER_AREA), 127, 255, cv2.THRESH_BINARY)[1]
+        if not mask.any():
+            return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     long_side = max(mask.shape)
     pad = max(2, long_side // 8)
     mask = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
@@ -312,18 +338,23 @@ def to_mnist(mask: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(fitted, shift, (MNIST_SIZE, MNIST_SIZE), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
-def find_digits(image: np.ndarray) -> list[Digit]:
-    """All digits in a gray/BGR/BGRA uint8 image, in reading order."""
+def find_digits(image: np.ndarray, max_side: int = WORK_MAX_SIDE) -> list[Digit]:
+    """All digits in a gray/BGR/BGRA uint8 image, in reading order.
+
+    `max_side` bounds the working resolution: a live camera loop may trade a little of
+    it for speed (digits should stay over ~25 px tall at that scale).
+    """
     gray = to_gray(image)
-    scale = _working_scale(gray.shape)
+    scale = _working_scale(gray.shape, max_side)
     if scale != 1.0:
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     gray = cv2.GaussianBlur(gray, (3, 3), 0)
     flat = flatten_light(bright_ink(gray))
-    if percentile_u8(flat, 99.5) < MIN_CONTRAST:
+    counts = histogram(flat)
+    if percentile_u8(counts, 99.5) < MIN_CONTRAST:
         return []
-    labels, blobs, areas = _components(flat)
+    labels, blobs, areas = _components(flat, otsu_level(counts))
     blobs = _contrasted(blobs, labels, flat)
     if not blobs:
         return []
