@@ -97,7 +97,8 @@ def main() -> int:
             done = subprocess.run(["edgedigits", *args], capture_output=True, text=True, timeout=300,
                                   env={**os.environ, **env}, cwd=tmp)
             lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-            shown = (lines[-1] if lines else done.stderr.strip().splitlines()[-1:] or [""])[0]
+            tail = done.stderr.strip().splitlines()
+            shown = lines[-1] if lines else (tail[-1] if tail else "")
             rows.append({"input": what, "command": "edgedigits " + " ".join(a.replace(tmp, "…") for a in args),
                          "exit": done.returncode, "stderr": shown.replace(tmp, "…"),
                          "traceback": "Traceback" in done.stderr})

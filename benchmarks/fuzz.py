@@ -7,7 +7,7 @@ and feeds it to the loader a user would hit (Model + predict, image decode + dig
 finding, MNIST loading, video capture + reading). Cases run in a child process watched by
 this one: a case must end in a result or a one-line UserError; a dead child counts as a
 crash, a case over 10 s as a hang, and the run continues after it. Results:
-benchmarks/results/fuzz.json and .md. tests/test_fuzz.py runs the same code, fewer cases.
+benchmarks/results/fuzz.json and .md (fuzz_<backend>.* on another runtime stack). tests/test_fuzz.py runs the same code, fewer cases.
 """
 
 from __future__ import annotations
@@ -165,8 +165,11 @@ def fuzz(kind: str, seed_path: Path, cases: int, seed: int, work: Path) -> dict:
     code = CHILD.format(bench=str(ROOT / "benchmarks"))
     case = 0
     while case < cases:
+        # stderr to a file, not a pipe nobody drains: FFmpeg warns on every damaged video and a full
+        # pipe would block the child (it looked like a hang in the decoder)
+        errors = tempfile.TemporaryFile(mode="w+")
         child = subprocess.Popen([sys.executable, "-c", code, loader, str(seed_path), str(folder), str(seed),
-                                  str(case), str(cases)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  str(case), str(cases)], stdout=subprocess.PIPE, stderr=errors, text=True)
         while case < cases:
             ready, _, _ = select.select([child.stdout], [], [], CASE_TIMEOUT_S)
             if not ready:
@@ -178,7 +181,8 @@ def fuzz(kind: str, seed_path: Path, cases: int, seed: int, work: Path) -> dict:
             line = child.stdout.readline()
             if not line:  # the child ended without finishing: a crash or an uncaught exception
                 child.wait()
-                tail = child.stderr.read()[-300:]
+                errors.seek(0)
+                tail = errors.read()[-300:]
                 result = "crash" if child.returncode < 0 else "error"
                 counts[result] += 1
                 failures.append({"case": case, "result": result, "returncode": child.returncode, "stderr": tail})
@@ -189,7 +193,7 @@ def fuzz(kind: str, seed_path: Path, cases: int, seed: int, work: Path) -> dict:
         child.kill()
         child.wait()
         child.stdout.close()
-        child.stderr.close()
+        errors.close()
     return {"kind": kind, "cases": cases, **counts, "failures": failures[:20]}
 
 
@@ -214,16 +218,18 @@ def main() -> int:
                 row["seconds"] = round(time.perf_counter() - started, 1)
                 print(json.dumps({k: v for k, v in row.items() if k != "failures"}), flush=True)
                 rows.append(row)
+    backend = get_backend().name
     result = {"command": "python benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "device": machine_info(),
-              "backend": get_backend().name, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows}
-    atomic.write_json(RESULTS / "fuzz.json", result)
+              "backend": backend, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows}
+    stem = "fuzz" if backend == "litert" else f"fuzz_{backend}"  # one record per runtime stack
+    atomic.write_json(RESULTS / f"{stem}.json", result)
     lines = [f"`{result['command']}` on {result['device']['cpu']}, backend {result['backend']}, "
              f"a case over {CASE_TIMEOUT_S:.0f} s counts as a hang", "",
              "| input | cases | valid result | clean one-line error | crashes | hangs | other errors | seconds |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['kind']} | {r['cases']} | {r['ok']} | {r['refused']} | {r['crash']} | {r['hang']} | {r['error']} "
               f"| {r['seconds']} |" for r in rows]
-    atomic.write_text(RESULTS / "fuzz.md", "\n".join(lines) + "\n")
+    atomic.write_text(RESULTS / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if all(r["crash"] == r["hang"] == r["error"] == 0 for r in rows) else 1
 
