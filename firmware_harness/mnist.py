@@ -96,9 +96,10 @@ def _check_mnist(path: Path, digests: dict[str, str]) -> bool:
     if all(matches.values()):
         return True
     if path.name == "mnist.npz" or any(matches.values()):
-        bad = ", ".join(key for key, ok in matches.items() if not ok)
+        bad = [key for key, ok in matches.items() if not ok]
         raise UserError(
-            f"{path}: {bad} do not match the MNIST checksums (corrupt or modified copy); "
+            f"{path}: {', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not match the MNIST checksums "
+            f"(corrupt or modified copy); "
             f"download MNIST again, or rename the file if it is another dataset"
         )
     return False

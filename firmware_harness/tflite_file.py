@@ -138,7 +138,7 @@ class _Reader:
     def _unpack(self, fmt: str, pos: int):
         size = struct.calcsize(fmt)
         if pos < 0 or pos + size > len(self.buf):
-            raise MalformedModel(f"offset {pos} is outside the {len(self.buf)}-byte file")
+            raise MalformedModel(f"truncated or corrupt (offset {pos} is past the end of the {len(self.buf)}-byte file)")
         if pos % size:  # flatbuffers aligns every scalar to its size; the official verifier checks it
             raise MalformedModel(f"misaligned {size}-byte value at offset {pos}")
         return struct.unpack_from(fmt, self.buf, pos)[0]
