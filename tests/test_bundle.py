@@ -26,15 +26,18 @@ def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
     assert subprocess.run(["bash", "-n", str(out / "run.sh")]).returncode == 0
 
     # run.sh skips the install when .venv exists: point it at this interpreter and run it for real.
-    (out / ".venv" / "bin").mkdir(parents=True)
-    (out / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    # A wrapper, not a symlink: a symlinked venv python outside its venv loses the venv's site-packages.
+    python = out / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": ""}
     run = subprocess.run([str(out / "run.sh"), "--runs", "50", "--warmup", "5"], capture_output=True, text=True,
                          env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     bench = json.loads((out / "results" / "bench.json").read_text())
     assert bench["rows"][0]["n_eval"] == 10000 and bench["rows"][0]["accuracy"] > 0.99
-    located = subprocess.run([str(out / ".venv" / "bin" / "python"), "-c",
+    located = subprocess.run([str(python), "-c",
                               "import firmware_harness; print(firmware_harness.__file__)"],
                              capture_output=True, text=True, cwd=out, env=env)
     assert located.stdout.strip().startswith(str(out)), "the bundle must run its own copy of the harness"

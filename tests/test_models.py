@@ -51,7 +51,7 @@ def test_model_learns_on_a_small_slice(name, small):
     assert models.count_macs(model) > 0
     train.compile_model(model, 2e-3)
     before = train.evaluate_keras(model, small.x_val, small.y_val)[0]
-    model.fit(data.make_dataset(small.x_train, small.y_train, 64, train=True), steps_per_epoch=32, epochs=1, verbose=0)
+    model.fit(data.make_dataset(small.x_train, small.y_train, 64, train=True), steps_per_epoch=64, epochs=1, verbose=0)
     after = train.evaluate_keras(model, small.x_val, small.y_val)[0]
     assert after < before, f"{name}: validation loss did not drop ({before:.3f} -> {after:.3f})"
 
