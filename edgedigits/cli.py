@@ -131,7 +131,8 @@ def evaluate(
     result = evaluate_mod.metrics(test.y_test, predicted)
     folder = atomic.ensure_dir(out or path.parent)
     atomic.write_json(folder / "evaluation.json", {"model": str(path), "data": test.source, **result})
-    evaluate_mod.write_report(result, test.x_test, test.y_test, predicted, folder, title=path.name)
+    if not evaluate_mod.write_report(result, test.x_test, test.y_test, predicted, folder, title=path.name):
+        typer.echo("note: no confusion.png / misclassified.png without matplotlib (pip install matplotlib)", err=True)
     typer.echo(f"{path.name}: accuracy {result['accuracy']:.2%} on {result['n_eval']} test images ({test.name})")
     typer.echo("digit  precision  recall  f1      support")
     for row in result["per_class"]:

@@ -6,6 +6,7 @@ a `.keras` model through TensorFlow.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,11 @@ def predict_file(model_path: Path, images: np.ndarray, backend: str | None = Non
 
 def write_report(result: dict, images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, out_dir: Path,
                  title: str) -> list[Path]:
-    """confusion.png and misclassified.png (needs matplotlib, from the train extra)."""
-    try:
-        from edgedigits import plots
-    except ImportError:
+    """confusion.png and misclassified.png; none without matplotlib (the train extra)."""
+    if importlib.util.find_spec("matplotlib") is None:
         return []
+    from edgedigits import plots
+
     wrong = np.flatnonzero(y_true != y_pred)
     return [
         plots.confusion(np.array(result["confusion"]), out_dir / "confusion.png", title=title),

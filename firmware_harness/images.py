@@ -45,6 +45,12 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _jpeg_truncated(data: bytes) -> bool:
+    """No end-of-image marker after the last scan: cut off (some libjpeg builds decode it half gray)."""
+    scan = data.rfind(b"\xff\xda")
+    return scan < 0 or data.find(b"\xff\xd9", scan) < 0
+
+
 def _webp_size(data: bytes) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b"VP8X" and len(data) >= 30:
@@ -110,6 +116,8 @@ def decode(data: bytes, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if width * height > max_pixels:
         raise TooManyPixels(f"{label}: {width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
                         f"limit; resize it or raise --max-pixels")
+    if data[:2] == b"\xff\xd8" and _jpeg_truncated(data):
+        raise UserError(f"{label}: the image data is corrupt or truncated")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise UserError(f"{label}: the image data is corrupt or truncated")
