@@ -126,6 +126,8 @@ def main() -> int:
     cache = atomic.ensure_dir(args.cache / ("quick" if args.quick else "full"))
     splits = data.load_splits(None, limit=limit)
     files: dict[str, tuple[str, Path]] = {}  # row name -> (format, file)
+    suffix = "_quick" if args.quick else ""
+    trained = []  # models trained (or resumed) in this run rather than reused from the cache
     for entry in ZOO:
         epochs = 1 if args.quick else entry.epochs
         plan = pipeline.ExportPlan(model=entry.model, int8=entry.compressed, formats=FORMATS, epochs=epochs,
@@ -137,6 +139,10 @@ def main() -> int:
                 entry.compressed and not (out / f"{plan.artifact_name()}.tflite").exists()):
             print(f"== {entry.model}", file=sys.stderr, flush=True)
             pipeline.run(plan, splits, out)
+            trained.append(entry.model)
+        figure = pipeline.run_folder(plan, splits, out) / "curves.png"
+        if figure.exists():
+            atomic.write_bytes(args.results / f"curves_{entry.model}{suffix}.png", figure.read_bytes())
         for fmt in FORMATS:
             files[f"{entry.model}_{fmt}"] = (fmt, out / f"{plan.artifact_name(fmt)}.tflite")
         if entry.compressed:
@@ -160,8 +166,11 @@ def main() -> int:
               "quick": args.quick, "command": "python benchmarks/run.py" + (" --quick" if args.quick else ""),
               "date": time.strftime("%Y-%m-%d"), "data": splits.describe()}
     result["comparisons"] = comparisons(rows)
+    result["trained_this_run"] = trained
+    shipped_bytes = shipped_model().read_bytes()  # the zoo's ds_cnn chain reproduces it bit for bit, or not
+    result["same_file_as_shipped"] = [name for name, (_, path) in files.items()
+                                      if name != "edgedigits_int8" and path.read_bytes() == shipped_bytes]
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
-    suffix = "_quick" if args.quick else ""
     atomic.write_json(args.results / f"results{suffix}.json", result)
     atomic.write_text(args.results / f"results{suffix}.md", markdown(result))
     plots.pareto(rows, args.results / f"pareto{suffix}.png", highlight="edgedigits_int8")
@@ -198,7 +207,8 @@ def markdown(r: dict) -> str:
     lines = [
         f"`{r['command']}`, {r['date']}, on {d['cpu']} ({d['arch']}, {d['cores']} cores), {d['os']}, "
         f"Python {d['python']}, numpy {d['numpy']}, {d['backend']}, 1 thread; accuracy on {r['rows'][0]['n_eval']:,} "
-        f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min",
+        f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min, training "
+        f"{', '.join(r['trained_this_run']) or 'nothing'} in this run (the rest from the checkpoint cache)",
         "",
         "| model | format | accuracy | bytes | gzip | params | MACs | invoke p50 µs | p90 | e2e p50 µs | TFLM arena |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -214,6 +224,9 @@ def markdown(r: dict) -> str:
                   "|---|---:|---:|---:|---:|"]
         lines += [f"| {c['name']} | {c['accuracy']:.2%} | {c['bytes']:,} | {c['trained_on']:,} images | "
                   f"{c['predict_us_p50']:.0f} |" for c in r["classical"]]
+    if r["same_file_as_shipped"]:
+        lines += ["", f"The shipped model is byte-identical to {', '.join(r['same_file_as_shipped'])} "
+                      "(the same `edgedigits export --int8` chain, run again)."]
     comp = r["comparisons"]
     if "vs_cnn_deep_int8" in comp:
         c = comp["vs_cnn_deep_int8"]

@@ -74,6 +74,14 @@ def run_key(plan: ExportPlan, recipe, splits: data.Splits) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+def run_folder(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> Path:
+    """Where `run` keeps this plan's float model (model.keras, curves.png) and stage checkpoints."""
+    from edgedigits import train
+
+    recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
+    return Path(out_dir) / "runs" / f"{plan.model}-{run_key(plan, recipe, splits)}"
+
+
 def export_sha(path: Path) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -106,8 +114,7 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
     plan.validate()
     out_dir = atomic.ensure_dir(out_dir)
     started = time.perf_counter()
-    recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
-    run_dir = out_dir / "runs" / f"{plan.model}-{run_key(plan, recipe, splits)}"
+    run_dir = run_folder(plan, splits, out_dir)
     timings = {}
 
     _stage("1/4 train", f"{plan.model} float model in {run_dir}")

@@ -37,3 +37,7 @@ def test_quick_zoo_run_writes_table_plot_and_json(tmp_path, mnist_path):
     assert "| **edgedigits_int8** |" in table and "classical baseline" in table
     assert (tmp_path / "results" / "pareto_quick.png").stat().st_size > 10_000
     assert (tmp_path / "results" / "confusion_edgedigits_int8_quick.png").is_file()
+    assert (tmp_path / "results" / "curves_ds_cnn_quick.png").is_file()
+    assert sorted(result["trained_this_run"]) == sorted(("ds_cnn", "ds_cnn_micro", "mlp", "lenet5", "cnn_basic", "cnn_bn",
+                                                         "cnn_deep")), "an empty cache trains every model"
+    assert result["same_file_as_shipped"] == [], "a 2,000-image run cannot reproduce the shipped model"
