@@ -76,20 +76,36 @@ def gallery(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: str | 
 
 
 def pareto(rows: list[dict], path: str | Path, highlight: str = "") -> Path:
-    """Accuracy against invoke p50 (log scale); marker area grows with file size; `highlight` marked."""
+    """Accuracy against invoke p50 (log scale), colour = format, area ~ file size; `highlight` starred.
+
+    Labels go on the post-training int8 row of each model (named by model), the highlighted
+    row and rows of other kinds (e.g. a reference recipe), so the plot stays readable.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
     sizes = np.array([r["bytes"] for r in rows], dtype=np.float64)
     area = 20 + 600 * np.sqrt(sizes / sizes.max())
+    colours = {"fp32": "tab:gray", "fp16": "tab:olive", "dynamic": "tab:cyan", "int8": "tab:blue",
+               "int8 pruned+QAT": "tab:purple"}
+    seen = set()
     for row, s in zip(rows, area):
-        special = row["name"] == highlight
-        ax.scatter(row["invoke_us"]["p50"], 100 * row["accuracy"], s=s, alpha=0.55,
-                   color="crimson" if special else "steelblue", edgecolors="black" if special else "none")
-        ax.annotate(row["name"], (row["invoke_us"]["p50"], 100 * row["accuracy"]), fontsize=6,
-                    xytext=(4, 3), textcoords="offset points", weight="bold" if special else "normal")
+        x, y = row["invoke_us"]["p50"], 100 * row["accuracy"]
+        if row["name"] == highlight:
+            ax.scatter(x, y, s=260, marker="*", color="crimson", edgecolors="black", zorder=5, label="shipped model")
+            ax.annotate(f"{row['name']} (shipped)", (x, y), fontsize=8, weight="bold", xytext=(6, -10),
+                        textcoords="offset points")
+            continue
+        colour = colours.get(row["format"], "tab:orange")
+        kind = row["format"] if row["format"] in colours else "reference"
+        ax.scatter(x, y, s=s, alpha=0.5, color=colour, edgecolors="none", label=None if kind in seen else kind)
+        seen.add(kind)
+        if row["format"] == "int8" or kind == "reference":
+            label = row["name"].removesuffix("_int8") if row["format"] == "int8" else row["name"]
+            ax.annotate(label, (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("invoke p50 (µs, one image, one thread)")
     ax.set_ylabel("MNIST test accuracy (%)")
     ax.set_title("accuracy vs latency; marker area ~ file size")
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right", markerscale=0.5)
     return _save(fig, path)
