@@ -116,9 +116,8 @@ def decode(data: bytes, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if width * height > max_pixels:
         raise TooManyPixels(f"{label}: {width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
                         f"limit; resize it or raise --max-pixels")
-    if data[:2] == b"\xff\xd8" and _jpeg_truncated(data):
-        raise UserError(f"{label}: the image data is corrupt or truncated")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    cut_jpeg = data[:2] == b"\xff\xd8" and _jpeg_truncated(data)
+    image = None if cut_jpeg else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise UserError(f"{label}: the image data is corrupt or truncated")
     if image.dtype == np.uint16:
