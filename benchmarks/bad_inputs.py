@@ -8,7 +8,6 @@ exit code and the one line on stderr. Results: benchmarks/results/bad_inputs.jso
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -21,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from firmware_harness import atomic, mnist
+from firmware_harness import mnist
 from firmware_harness.__main__ import shipped_model
+from record import record
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -102,11 +101,9 @@ def main() -> int:
             rows.append({"input": what, "command": "edgedigits " + " ".join(a.replace(tmp, "…") for a in args),
                          "exit": done.returncode, "stderr": shown.replace(tmp, "…"),
                          "traceback": "Traceback" in done.stderr})
-    atomic.write_json(RESULTS / "bad_inputs.json", rows)
     table = ["| bad input | exit | what the user sees |", "|---|---:|---|"]
     table += [f"| {r['input']} | {r['exit']} | `{r['stderr']}` |" for r in rows]
-    atomic.write_text(RESULTS / "bad_inputs.md", "\n".join(table) + "\n")
-    print("\n".join(table))
+    record("bad_inputs", rows, "\n".join(table) + "\n")
     return 0 if not any(r["traceback"] for r in rows) else 1
 
 

@@ -16,10 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from firmware_harness import atomic
 from firmware_harness.__main__ import shipped_model
+from record import record
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def main() -> int:
@@ -49,7 +48,6 @@ def main() -> int:
         "within_15_percent": all(0.85 <= x <= 1.15 for x in (invoke[1] / invoke[0], e2e[1] / e2e[0])),
         "accuracy_under_2_s": all(r["accuracy_s"] <= 2.0 for r in rows),
     }
-    atomic.write_json(RESULTS / "bench_repeat.json", result)
     md = "\n".join([
         f"`{result['command']}` on {result['device']['cpu']}, backend {result['device']['backend']}",
         "",
@@ -59,8 +57,7 @@ def main() -> int:
         f"| end-to-end p50 (µs) | {e2e[0]:.1f} | {e2e[1]:.1f} | {result['e2e_p50_ratio']:.3f} |",
         f"| accuracy pass over 10,000 images (s) | {result['accuracy_s'][0]:.2f} | {result['accuracy_s'][1]:.2f} | |",
     ]) + "\n"
-    atomic.write_text(RESULTS / "bench_repeat.md", md)
-    print(md)
+    record("bench_repeat", result, md)
     return 0
 
 

@@ -19,11 +19,11 @@ import tempfile
 from pathlib import Path
 
 from edgedigits import scenes
-from firmware_harness import atomic, mnist
+from firmware_harness import mnist
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
+from record import record
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 TARGETS = {"fps": 150.0, "frame_ms_p50": 5.0}
 
 
@@ -57,9 +57,7 @@ def main() -> int:
         "meets_targets": {"fps": summary["fps"] >= TARGETS["fps"],
                           "frame_ms_p50": summary["frame_ms"]["p50"] <= TARGETS["frame_ms_p50"]},
     }
-    atomic.write_json(RESULTS / "camera_fps.json", result)
-    atomic.write_text(RESULTS / "camera_fps.md", markdown(result))
-    print(markdown(result))
+    record("camera_fps", result, markdown(result))
     return 0
 
 

@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from firmware_harness import atomic, bench, mnist, tflite_file
+from firmware_harness import bench, mnist, tflite_file
 from firmware_harness.device import machine_info
+from record import record
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 TARGETS = {  # issue targets: accuracy on the MNIST test set, file size
     "ds_cnn": {"min_accuracy": 0.995, "max_bytes": 32 * 1024, "min_sparsity": 0.5},
     "ds_cnn_micro": {"min_accuracy": 0.990, "max_bytes": 12 * 1024, "min_sparsity": 0.5},
@@ -88,10 +88,7 @@ def main() -> int:
             "within_0.10pp_of_pruned_float": result["int8_accuracy_litert"] >= result["pruned_float_accuracy"] - 0.001,
             "time_under_20_min": wall <= 20 * 60,
         }
-    stem = f"export_{args.model}"
-    atomic.write_json(RESULTS / f"{stem}.json", result)
-    atomic.write_text(RESULTS / f"{stem}.md", markdown(result))
-    print(markdown(result))
+    record(f"export_{args.model}", result, markdown(result))
     if args.ship:
         for suffix in (".tflite", ".json"):
             shutil.copyfile(model_path.with_suffix(suffix), ROOT / "edgedigits" / "pretrained" / f"edgedigits_int8{suffix}")

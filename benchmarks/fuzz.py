@@ -28,7 +28,6 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 KINDS = ("tflite", "image", "npz", "idx", "video")
 CASE_TIMEOUT_S = 10.0
 
@@ -203,9 +202,9 @@ def main() -> int:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from firmware_harness import atomic
     from firmware_harness.device import machine_info
     from firmware_harness.runtime import get_backend
+    from record import record
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
@@ -222,15 +221,13 @@ def main() -> int:
     result = {"command": "python benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "device": machine_info(),
               "backend": backend, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows}
     stem = "fuzz" if backend == "litert" else f"fuzz_{backend}"  # one record per runtime stack
-    atomic.write_json(RESULTS / f"{stem}.json", result)
     lines = [f"`{result['command']}` on {result['device']['cpu']}, backend {result['backend']}, "
              f"a case over {CASE_TIMEOUT_S:.0f} s counts as a hang", "",
              "| input | cases | valid result | clean one-line error | crashes | hangs | other errors | seconds |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['kind']} | {r['cases']} | {r['ok']} | {r['refused']} | {r['crash']} | {r['hang']} | {r['error']} "
               f"| {r['seconds']} |" for r in rows]
-    atomic.write_text(RESULTS / f"{stem}.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    record(stem, result, "\n".join(lines) + "\n")
     return 0 if all(r["crash"] == r["hang"] == r["error"] == 0 for r in rows) else 1
 
 

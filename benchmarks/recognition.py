@@ -26,12 +26,12 @@ import cv2
 import numpy as np
 
 from edgedigits import scenes
-from firmware_harness import atomic, mnist
+from firmware_harness import mnist
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model
+from record import record
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 TARGETS = {"single_accuracy": 0.985, "scene_exact": 0.90, "scene_per_digit": 0.98}
 
 
@@ -100,9 +100,7 @@ def main() -> int:
         "targets": TARGETS,
     }
     result["meets_targets"] = {k: result[k] >= v for k, v in TARGETS.items()}
-    atomic.write_json(RESULTS / "recognition.json", result)
-    atomic.write_text(RESULTS / "recognition.md", markdown(result))
-    print(markdown(result))
+    record("recognition", result, markdown(result))
     return 0
 
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from record import RESULTS, record
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 FORMATS = ("fp32", "fp16", "dynamic", "int8")
 
 
@@ -115,7 +115,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
     args = parser.parse_args()
 
-    from edgedigits import data, export, pipeline, plots
+    from edgedigits import data, pipeline, plots
     from edgedigits import evaluate as evaluate_mod
     from firmware_harness import atomic, bench, mcu, mnist
     from firmware_harness.__main__ import shipped_model
@@ -173,15 +173,13 @@ def main() -> int:
     result["same_file_as_shipped"] = [name for name, (_, path) in files.items()
                                       if name != "edgedigits_int8" and path.read_bytes() == shipped_bytes]
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
-    atomic.write_json(args.results / f"results{suffix}.json", result)
-    atomic.write_text(args.results / f"results{suffix}.md", markdown(result))
+    record(f"results{suffix}", result, markdown(result), args.results)
     plots.pareto(rows, args.results / f"pareto{suffix}.png", highlight="edgedigits_int8")
     shipped = Model(shipped_model())
     predicted = np.argmax(shipped.predict(test.x_test), axis=1)
     report = evaluate_mod.metrics(test.y_test, predicted)
     plots.confusion(np.array(report["confusion"]), args.results / f"confusion_edgedigits_int8{suffix}.png",
                     title=f"edgedigits_int8: {report['accuracy']:.2%} on {len(predicted):,} test images")
-    print(markdown(result))
     return 0
 
 

@@ -19,16 +19,15 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from firmware_harness import atomic, mnist
+from firmware_harness import mnist
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
+from record import record
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def _free_port() -> int:
@@ -112,7 +111,6 @@ def main() -> int:
         "answers_right": round(out["right"] / max(done, 1), 4),
         "targets": {"requests_per_s": 200, "errors": 0},
     }
-    atomic.write_json(RESULTS / "web_load.json", result)
     md = "\n".join([
         f"`{result['command']}`: {args.clients} keep-alive clients on 127.0.0.1 for {result['seconds']} s, "
         f"28×28 PNG digits, {result['device']['cpu']} ({result['device']['cores']} cores, shared by server and clients)",
@@ -122,8 +120,7 @@ def main() -> int:
         f"| {result['requests_per_s']:.0f} | {result['latency_ms']['p50']:.2f} | {result['latency_ms']['p99']:.2f} | "
         f"{result['errors']} | {result['answers_right']:.1%} |",
     ]) + "\n"
-    atomic.write_text(RESULTS / "web_load.md", md)
-    print(md)
+    record("web_load", result, md)
     return 0
 
 

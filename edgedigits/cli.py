@@ -117,8 +117,6 @@ def evaluate(
     backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow (for .tflite).")] = None,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and misclassified digits on the test set."""
-    import json
-
     from edgedigits import evaluate as evaluate_mod
     from firmware_harness import atomic, mnist
 
