@@ -70,16 +70,37 @@ def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io
 
 
 def strip(content: bytes) -> bytes:
-    """Drop what a device never reads (tensor and subgraph names, signature defs, description).
+    """Drop what a device never reads and store repeated zero-point vectors once.
 
-    Inputs and outputs are then found by index, as TFLM and the mobile APIs do anyway.
+    Names, signature defs and the description go (inputs and outputs are then found by
+    index, as TFLM and the mobile APIs do anyway). Per-channel quantization gives every
+    conv, depthwise and bias tensor an int64 zero-point vector, all zeros; tensors with
+    the same channel count now point at one shared copy, which flatbuffers allow.
     """
+    import flatbuffers
     from edgedigits._tf import tf  # noqa: F401 - flatbuffer_utils needs TensorFlow loaded the legacy-Keras way
     from tensorflow.lite.tools import flatbuffer_utils
 
+    class SharingBuilder(flatbuffers.Builder):
+        """A builder that writes each distinct int64 vector once and reuses its offset."""
+
+        def __init__(self, size: int):
+            super().__init__(size)
+            self.int64_vectors: dict[bytes, int] = {}
+
+        def CreateNumpyVector(self, x):  # noqa: N802 - overrides the flatbuffers API
+            if x.dtype != np.int64:
+                return super().CreateNumpyVector(x)
+            key = x.astype("<i8").tobytes()
+            if key not in self.int64_vectors:
+                self.int64_vectors[key] = super().CreateNumpyVector(x)
+            return self.int64_vectors[key]
+
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     flatbuffer_utils.strip_strings(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    builder = SharingBuilder(len(content))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 @dataclass

@@ -93,6 +93,21 @@ def test_every_card_field_is_present_and_true(exported, test_set):
     assert "export" in card["command"] and card["versions"]["tensorflow"].startswith("2.21")
 
 
+def test_zero_point_vectors_are_stored_once_per_length(exported):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    content = (exported[0] / "micro_int8.tflite").read_bytes()
+    subgraph = schema.Model.GetRootAs(content).Subgraphs(0)
+    where: dict[int, set[int]] = {}  # zero-point vector length -> byte positions of its copies
+    for i in range(subgraph.TensorsLength()):
+        q = subgraph.Tensors(i).Quantization()
+        if q is not None and q.ZeroPointLength() > 1:
+            assert not q.ZeroPointAsNumpy().any(), "per-channel int8 zero points are all 0"
+            where.setdefault(q.ZeroPointLength(), set()).add(q._tab.Vector(q._tab.Offset(10)))  # noqa: SLF001
+    assert where, "the int8 model has per-channel tensors"
+    assert all(len(positions) == 1 for positions in where.values()), where
+
+
 def test_plain_formats_are_written_and_verified(exported, test_set):
     out, _ = exported
     sizes = {}
