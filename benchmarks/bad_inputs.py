@@ -25,7 +25,6 @@ from firmware_harness.__main__ import shipped_model
 from record import record
 
 
-
 def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)

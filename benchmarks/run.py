@@ -48,10 +48,11 @@ ZOO = (
 )
 
 
-def tfmot_tutorial(splits, out: Path, quick: bool) -> Path:
+def tfmot_tutorial(splits, out: Path) -> Path:
     """The TF-MOT QAT tutorial: Conv2D(12, 3) -> MaxPool -> Flatten -> Dense(10), 1 epoch, QAT on 1000 images."""
     from edgedigits import data, export
     from edgedigits._tf import keras, tfmot
+    from firmware_harness import atomic
 
     path = out / "tfmot_tutorial.tflite"
     if path.exists():
@@ -70,9 +71,7 @@ def tfmot_tutorial(splits, out: Path, quick: bool) -> Path:
     qat = tfmot.quantization.keras.quantize_model(model)
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     qat.fit(x[:1000], splits.y_train[:1000], batch_size=500, epochs=1, validation_split=0.1, verbose=0)
-    content = export.convert(qat, "int8", quantization_aware=True)
-    path.write_bytes(content)
-    return path
+    return atomic.write_bytes(path, export.convert(qat, "int8", quantization_aware=True))
 
 
 def classical(splits, quick: bool) -> list[dict]:
@@ -148,8 +147,9 @@ def main() -> int:
             files[f"{entry.model}_{fmt}"] = (fmt, out / f"{plan.artifact_name(fmt)}.tflite")
         if entry.compressed:
             files[f"{entry.model}_pruned_qat_int8"] = ("int8 pruned+QAT", out / f"{plan.artifact_name()}.tflite")
-    files["tfmot_tutorial"] = ("int8 QAT", tfmot_tutorial(splits, cache, args.quick))
-    files["edgedigits_int8"] = ("int8 pruned+QAT (shipped)", shipped_model())
+    files["tfmot_tutorial"] = ("int8 QAT", tfmot_tutorial(splits, cache))
+    shipped_path = shipped_model()
+    files["edgedigits_int8"] = ("int8 pruned+QAT (shipped)", shipped_path)
 
     test = mnist.DigitData(splits.x_test, splits.y_test, source=splits.source, is_mnist=splits.is_mnist)
     settings = bench.BenchSettings(runs=200 if args.quick else 1000, warmup=20 if args.quick else 100)
@@ -169,13 +169,13 @@ def main() -> int:
     result["comparisons"] = comparisons(rows)
     result["trained_this_run"] = trained
     result["train_wall_time_s"] = train_s
-    shipped_bytes = shipped_model().read_bytes()  # the zoo's ds_cnn chain reproduces it bit for bit, or not
+    shipped_bytes = shipped_path.read_bytes()  # the zoo's ds_cnn chain reproduces it bit for bit, or not
     result["same_file_as_shipped"] = [name for name, (_, path) in files.items()
                                       if name != "edgedigits_int8" and path.read_bytes() == shipped_bytes]
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
     record(f"results{suffix}", result, markdown(result), args.results)
     plots.pareto(rows, args.results / f"pareto{suffix}.png", highlight="edgedigits_int8")
-    shipped = Model(shipped_model())
+    shipped = Model(shipped_bytes)
     predicted = np.argmax(shipped.predict(test.x_test), axis=1)
     report = evaluate_mod.metrics(test.y_test, predicted)
     plots.confusion(np.array(report["confusion"]), args.results / f"confusion_edgedigits_int8{suffix}.png",

@@ -75,21 +75,25 @@ def _run(content: bytes, arena: int, inputs: np.ndarray) -> _Run:
     return _Run(True, np.frombuffer(done.stdout, np.int64), log)
 
 
-def missing_ops(content: bytes, sample: np.ndarray) -> list[str]:
-    """Ops of the model that this TFLM build cannot resolve (empty if it runs)."""
-    tflm_version()
-    run = _run(content, ARENA_LIMIT, sample)
-    return [] if run.ok else sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", run.log)))
+class MissingOps(UserError):
+    """The model uses ops this TFLM build has no kernel for."""
+
+    def __init__(self, ops: list[str]):
+        super().__init__(f"TFLite Micro has no kernel for {', '.join(ops)}; export an int8 model with builtin ops")
+        self.ops = ops
 
 
 def arena_bytes(content: bytes, sample: np.ndarray) -> int:
-    """The smallest tensor arena (bytes, a multiple of 16) in which TFLM allocates and invokes the model."""
+    """The smallest tensor arena (bytes, a multiple of 16) in which TFLM allocates and invokes the model.
+
+    Raises MissingOps when TFLM lacks a kernel the model needs.
+    """
     tflm_version()
     first = _run(content, ARENA_LIMIT, sample)
     if not first.ok:
         lacking = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", first.log)))
         if lacking:
-            raise UserError(f"TFLite Micro has no kernel for {', '.join(lacking)}; export an int8 model with builtin ops")
+            raise MissingOps(lacking)
         raise UserError(f"the model does not run in TFLite Micro even with a {ARENA_LIMIT >> 20} MiB arena")
     low, high = 0, ARENA_LIMIT // ARENA_STEP
     while high - low > 1:
@@ -117,13 +121,14 @@ def check(model: Model, images: np.ndarray) -> McuReport:
     version = tflm_version()
     ops = sorted({d["op_name"] for d in model._interp._get_ops_details()} - {"DELEGATE"})  # noqa: SLF001
     inputs = model.quantize(images)
-    lacking = missing_ops(model.content, inputs[:1])
-    if lacking:
-        return McuReport(ops, lacking, 0, 0.0, 0, version, model.backend.name)
-    arena = arena_bytes(model.content, inputs[:1])
+    try:
+        arena = arena_bytes(model.content, inputs[:1])
+    except MissingOps as e:
+        return McuReport(ops, e.ops, 0, 0.0, 0, version, model.backend.name)
     run = _run(model.content, arena + 1024, inputs)
     if not run.ok:
-        raise UserError(f"TFLite Micro failed on the test images: {run.log.strip().splitlines()[-1:]}")
+        last = (run.log.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"TFLite Micro failed on the test images: {last}")
     desktop = np.argmax(model.predict(images), axis=1)
     return McuReport(ops, [], arena, float(np.mean(run.predictions == desktop)), len(images), version,
                      model.backend.name)

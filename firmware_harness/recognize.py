@@ -46,6 +46,6 @@ def classify(model: Model, found: list[Digit]) -> Reading:
     )
 
 
-def read(model: Model, image: np.ndarray, max_side: int | None = None) -> Reading:
+def read(model: Model, image: np.ndarray) -> Reading:
     """All digits in a gray/BGR/BGRA image, in reading order."""
-    return classify(model, find_digits(image) if max_side is None else find_digits(image, max_side))
+    return classify(model, find_digits(image))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ ROW_KEYS = {"name", "format", "model", "backend", "backend_version", "input_dtyp
 def test_quick_zoo_run_writes_table_plot_and_json(tmp_path, mnist_path):
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--cache", str(tmp_path / "cache"),
                            "--results", str(tmp_path / "results")], capture_output=True, text=True, timeout=1200,
-                          env={**__import__("os").environ, "EDGEDIGITS_DATA": str(mnist_path)})
+                          env={**os.environ, "EDGEDIGITS_DATA": str(mnist_path)})
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "results" / "results_quick.json").read_text())
     names = {row["name"] for row in result["rows"]}
