@@ -67,10 +67,18 @@ def _stage(step: str, message: str) -> None:
 
 
 def run_key(plan: ExportPlan, recipe, splits: data.Splits) -> str:
-    """A short hash of what decides the float model: same key, same checkpoint."""
+    """A short hash of what decides the float model: same key, same checkpoint.
+
+    The architecture is hashed as built, so a checkpoint made before a model's default
+    layout changed is not reused for the new layout.
+    """
+    from edgedigits import models
+
     fingerprint = hashlib.sha256(splits.x_train.tobytes() + splits.y_train.tobytes()).hexdigest()
     start = export_sha(plan.start_from) if plan.start_from else None
-    blob = json.dumps({"recipe": asdict(recipe), "data": fingerprint, "start": start}, sort_keys=True)
+    model = models.create_model(recipe.model, **recipe.model_kwargs)
+    layers = [[type(layer).__name__, str(layer.output_shape), layer.count_params()] for layer in model.layers]
+    blob = json.dumps({"recipe": asdict(recipe), "data": fingerprint, "start": start, "layers": layers}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
