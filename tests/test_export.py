@@ -54,6 +54,19 @@ def test_reached_sparsity_is_within_two_points_of_target(exported):
     assert card["weight_sparsity"] == pytest.approx(info.weight_sparsity(), abs=1e-4)
 
 
+def test_pruning_makes_up_for_unpruned_depthwise_kernels(tmp_path, mnist_path):
+    """tfmot leaves depthwise kernels dense; the other kernels are pruned harder so all together reach the target."""
+    from edgedigits import compress, data, models
+
+    splits = data.load_splits(mnist_path, limit=500)
+    model = models.create_model("ds_cnn", blocks="c8 c16s2 d32s2 d48")
+    pruned = compress.prune(model, splits, 0.5, compress.StageRecipe(epochs=1, lr=1e-3), tmp_path)
+    rows = compress.sparsity_report(pruned)
+    assert any(r["layer"].endswith("_dw") for r in rows)
+    assert all(r["zeros"] == 0 for r in rows if r["layer"].endswith("_dw"))
+    assert abs(compress.overall_sparsity(rows) - 0.5) <= 0.02
+
+
 def test_c_array_holds_exactly_the_tflite_bytes(exported):
     out, _ = exported
     content = (out / "micro_int8.tflite").read_bytes()
@@ -135,6 +148,18 @@ def test_rerun_reuses_finished_stages(exported, mnist_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "reusing" in result.stderr
     assert "Epoch" not in result.stdout + result.stderr
+
+
+def test_checkpoints_are_not_reused_after_a_layout_change(monkeypatch, mnist_path):
+    """Same recipe, different architecture (a changed default layout): a different run folder."""
+    from edgedigits import data, models, pipeline, train
+
+    splits = data.load_splits(mnist_path, limit=200)
+    plan, recipe = pipeline.ExportPlan(model="ds_cnn_micro"), train.Recipe(model="ds_cnn_micro")
+    before = pipeline.run_key(plan, recipe, splits)
+    assert pipeline.run_key(plan, recipe, splits) == before
+    monkeypatch.setitem(models._REGISTRY, "ds_cnn_micro", lambda: models.ds_cnn(blocks="c8 c16s2 d32"))
+    assert pipeline.run_key(plan, recipe, splits) != before
 
 
 @pytest.mark.parametrize("args,fragment", [
