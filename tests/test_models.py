@@ -22,17 +22,21 @@ def test_reference_parameter_counts():
     assert models.create_model("lenet5").count_params() == 61_706
 
 
+MIXED_BLOCKS = "c16 c32s2 d48 d64s2"  # both kinds of block, so depthwise layers are covered
+
+
 def test_ds_cnn_width_and_depth_change_size():
-    base = models.create_model("ds_cnn")
-    assert models.create_model("ds_cnn", width=0.5).count_params() < base.count_params() / 2
-    assert models.create_model("ds_cnn", depth=3).count_params() > base.count_params()
-    assert models.count_macs(models.create_model("ds_cnn_micro")) < models.count_macs(base)
+    base = models.create_model("ds_cnn", blocks=MIXED_BLOCKS)
+    assert models.create_model("ds_cnn", blocks=MIXED_BLOCKS, width=0.5).count_params() < base.count_params() / 2
+    assert models.create_model("ds_cnn", blocks=MIXED_BLOCKS, depth=3).count_params() > base.count_params()
+    assert models.count_macs(models.create_model("ds_cnn_micro")) < models.count_macs(models.create_model("ds_cnn"))
 
 
 def test_bn_follows_every_conv_in_ds_cnn():
     """Conv/Depthwise -> BatchNorm -> ReLU6, the order QAT folds."""
-    model = models.create_model("ds_cnn")
+    model = models.create_model("ds_cnn", blocks=MIXED_BLOCKS)
     layers = model.layers
+    assert any(type(layer).__name__ == "DepthwiseConv2D" for layer in layers)
     for i, layer in enumerate(layers):
         if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D"):
             assert type(layers[i + 1]).__name__ == "BatchNormalization"
