@@ -20,7 +20,6 @@ from firmware_harness.__main__ import shipped_model
 from record import record
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", type=Path, default=shipped_model())

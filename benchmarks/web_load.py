@@ -29,7 +29,6 @@ from firmware_harness.device import machine_info
 from record import record
 
 
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
