@@ -17,11 +17,8 @@ def main() -> int:
         model = Model(sys.stdin.buffer.read(), backend=sys.argv[1], probe=False, name="probe")
         for batch in (1, 2):
             model.predict(np.zeros((batch, 28, 28), np.uint8))
-    except UserError as e:
+    except UserError as e:  # Model turns the interpreter's own errors into these
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, RuntimeError) as e:
-        print(f"error: the interpreter failed on a trial run ({str(e).strip()[:200]})", file=sys.stderr)
         return 2
     return 0
 

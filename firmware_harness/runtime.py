@@ -116,7 +116,7 @@ class Model:
         else:
             self.path = Path(source)
             self.content = read_model_bytes(self.path)
-        label = str(self.path) if self.path else "model bytes"
+        self.label = label = str(self.path) if self.path else "model bytes"
         self.name = name or (self.path.stem if self.path else "model")
         try:
             self.info = tflite_file.parse(self.content)
@@ -132,8 +132,7 @@ class Model:
                 self._interp = self.backend.interpreter(model_content=self.content, num_threads=threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"{label}: the {self.backend.name} interpreter refused it ({reason[:200]})") from e
+            raise UserError(f"{label}: the {self.backend.name} interpreter refused it ({_reason(e)})") from e
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self.input = _spec(self._in)
@@ -172,9 +171,12 @@ class Model:
 
     def invoke_quantized(self, xq: np.ndarray) -> np.ndarray:
         """One invoke on an already-quantized batch; returns the raw output tensor."""
-        self._resize(len(xq))
-        self._interp.set_tensor(self._in["index"], xq)
-        self._interp.invoke()
+        try:
+            self._resize(len(xq))
+            self._interp.set_tensor(self._in["index"], xq)
+            self._interp.invoke()
+        except (ValueError, RuntimeError) as e:  # a damaged file the interpreter loaded but cannot run
+            raise UserError(f"{self.label}: the {self.backend.name} interpreter cannot run it ({_reason(e)})") from e
         return self._interp.get_tensor(self._out["index"])
 
     def predict(self, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
@@ -203,6 +205,12 @@ def _probe_in_child(content: bytes, backend: str, label: str) -> None:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         raise UserError(lines[-1].removeprefix("error: ") if lines else f"{label}: the model failed its trial run")
     _probed.add(key)
+
+
+def _reason(error: Exception) -> str:
+    """The first line of an interpreter's error, for a one-line message."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _spec(details: dict) -> TensorSpec:

@@ -273,5 +273,19 @@ def _parse(r: _Reader) -> TFLiteModel:
             raise MalformedModel(f"an operator uses opcode {opcode} of {len(op_codes)}")
         builtin, custom = op_codes[opcode]
         operators.append(Operator(builtin, custom, indices(o, 1, "an operator input"), indices(o, 2, "an operator output")))
-    return TFLiteModel(tensors, operators, indices(graph, 1, "the model input"), indices(graph, 2, "the model output"),
-                       len(r.buf))
+    parsed = TFLiteModel(tensors, operators, indices(graph, 1, "the model input"), indices(graph, 2, "the model output"),
+                         len(r.buf))
+    _check_dataflow(parsed)
+    return parsed
+
+
+def _check_dataflow(model: TFLiteModel) -> None:
+    """Operators run in file order; each must read only model inputs, constants and earlier outputs."""
+    ready = set(model.inputs) | {t.index for t in model.tensors if t.is_constant}
+    for k, op in enumerate(model.operators):
+        missing = [i for i in op.inputs if i != -1 and i not in ready]
+        if missing:
+            raise MalformedModel(f"operator {k} reads tensor {missing[0]}, which has no data and no producer")
+        ready.update(op.outputs)
+    if not set(model.outputs) <= ready:
+        raise MalformedModel("a model output is never computed")

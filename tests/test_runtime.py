@@ -5,6 +5,8 @@ No TensorFlow here: this file also runs in the tflite-runtime + numpy<2 environm
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -52,7 +54,16 @@ def test_reader_agrees_with_the_interpreter(shipped_model):
     assert info.param_count() > 1000 and info.mac_count() > info.param_count()
 
 
-@pytest.mark.parametrize("case", ["random", "png", "truncated", "empty", "text", "flipped_header"])
+def _weight_on_empty_buffer(content: bytes) -> bytes:
+    """The model with its first operator's weight tensor pointed at buffer 0, which is always empty."""
+    reader = tflite_file._Reader(content)  # noqa: SLF001 - the test edits one field in place
+    graph = reader.tables(reader._unpack("<I", 0), 2)[0]  # noqa: SLF001
+    weight = tflite_file.parse(content).operators[0].inputs[1]
+    pos = reader.field(reader.tables(graph, 0)[weight], 2)
+    return content[:pos] + struct.pack("<I", 0) + content[pos + 4:]
+
+
+@pytest.mark.parametrize("case", ["random", "png", "truncated", "empty", "text", "flipped_header", "weightless"])
 def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
     content = shipped_model.read_bytes()
     data = {
@@ -62,6 +73,7 @@ def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
         "empty": b"",
         "text": b"hello, I am not a model\n",
         "flipped_header": content[:4] + b"TFL4" + content[8:],
+        "weightless": _weight_on_empty_buffer(content),  # LiteRT loads it, then fails in invoke
     }[case]
     path = tmp_path / "bad.tflite"
     path.write_bytes(data)
