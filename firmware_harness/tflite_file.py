@@ -238,6 +238,9 @@ def _parse(r: _Reader) -> TFLiteModel:
     tensors = []
     for i, t in enumerate(r.tables(graph, 0)):
         shape = tuple(r.numbers(t, 0, "i"))
+        signature = r.numbers(t, 7, "i")  # tflite-runtime 2.14 reads it unchecked: a bad offset hangs or crashes it
+        if signature and (len(signature) != len(shape) or any(s not in (d, -1) for s, d in zip(signature, shape))):
+            raise MalformedModel(f"tensor {i} has shape signature {signature} for shape {list(shape)}")
         if any(d < 0 for d in shape):
             shape = tuple(max(d, 1) for d in shape)
         buffer = r.scalar(t, 2, "<I")

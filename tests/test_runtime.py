@@ -54,18 +54,20 @@ def test_reader_agrees_with_the_interpreter(shipped_model):
     assert info.param_count() > 1000 and info.mac_count() > info.param_count()
 
 
-def _weight_on_empty_buffer(content: bytes) -> bytes:
-    """The model with its first operator's weight tensor pointed at buffer 0, which is always empty."""
+def _patch_tensor_field(content: bytes, tensor: int, field: int, value: int) -> bytes:
+    """The model with one uint32 field of one tensor table overwritten (buffer index, an offset, ...)."""
     reader = tflite_file._Reader(content)  # noqa: SLF001 - the test edits one field in place
     graph = reader.tables(reader._unpack("<I", 0), 2)[0]  # noqa: SLF001
-    weight = tflite_file.parse(content).operators[0].inputs[1]
-    pos = reader.field(reader.tables(graph, 0)[weight], 2)
-    return content[:pos] + struct.pack("<I", 0) + content[pos + 4:]
+    pos = reader.field(reader.tables(graph, 0)[tensor], field)
+    assert pos is not None, f"tensor {tensor} has no field {field}"
+    return content[:pos] + struct.pack("<I", value) + content[pos + 4:]
 
 
-@pytest.mark.parametrize("case", ["random", "png", "truncated", "empty", "text", "flipped_header", "weightless"])
+@pytest.mark.parametrize("case", ["random", "png", "truncated", "empty", "text", "flipped_header",
+                                  "weightless", "shape_signature_offset"])
 def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
     content = shipped_model.read_bytes()
+    info = tflite_file.parse(content)
     data = {
         "random": np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
         "png": b"\x89PNG\r\n\x1a\n" + bytes(300),
@@ -73,7 +75,10 @@ def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
         "empty": b"",
         "text": b"hello, I am not a model\n",
         "flipped_header": content[:4] + b"TFL4" + content[8:],
-        "weightless": _weight_on_empty_buffer(content),  # LiteRT loads it, then fails in invoke
+        # found by benchmarks/fuzz.py: LiteRT loads the first and fails in invoke; tflite-runtime 2.14
+        # hangs or segfaults on the second (field 2 is a tensor's buffer, 7 its shape signature)
+        "weightless": _patch_tensor_field(content, info.operators[0].inputs[1], 2, 0),
+        "shape_signature_offset": _patch_tensor_field(content, info.inputs[0], 7, 0x7FFF0000),
     }[case]
     path = tmp_path / "bad.tflite"
     path.write_bytes(data)
