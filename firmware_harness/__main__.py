@@ -56,7 +56,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.limit:
         test = mnist.DigitData(test.x_test[: args.limit], test.y_test[: args.limit], source=test.source,
                                is_mnist=test.is_mnist)
-    settings = bench.BenchSettings(warmup=args.warmup, runs=args.runs, threads=args.threads, backend=args.backend)
+    settings = bench.BenchSettings(warmup=args.warmup, runs=args.runs, instances=args.instances, threads=args.threads,
+                                   backend=args.backend)
     result = bench.run(models, test, settings)
     table = bench.markdown(result)
     print(table, end="")
@@ -150,7 +151,9 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     bench.add_argument("--data", type=Path, help=f"npz with x_test/y_test or IDX folder [default: ${mnist.ENV_VAR}, keras cache]")
     bench.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     bench.add_argument("--warmup", type=int, default=50, help="untimed runs before timing (default 50)")
-    bench.add_argument("--runs", type=int, default=1000, help="timed single-image runs (default 1000)")
+    bench.add_argument("--runs", type=int, default=1000, help="timed single-image runs in all (default 1000)")
+    bench.add_argument("--instances", type=int, default=5,
+                       help="fresh interpreters the runs are split over and pooled (default 5)")
     bench.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
     bench.add_argument("--limit", type=int, help="use only the first N test images")
     bench.add_argument("--json", type=Path, help="write {device, rows} JSON here")
@@ -197,7 +200,7 @@ def _positive(args: argparse.Namespace) -> None:
         from firmware_harness.images import MAX_PIXELS
 
         args.max_pixels = MAX_PIXELS
-    for name in ("threads", "runs", "limit", "max_pixels", "max_frames", "smooth", "work_size"):
+    for name in ("threads", "runs", "instances", "limit", "max_pixels", "max_frames", "smooth", "work_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1 (got {value})")

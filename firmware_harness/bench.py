@@ -3,8 +3,12 @@
 Method (also in the README):
 - accuracy: the whole test set, batched (`resize_tensor_input` to 1024 images, one
   invoke per batch); `accuracy_s` is how long that took.
-- latency: batch size 1; `warmup` untimed runs, then `runs` timed runs cycling through
-  test images, each timed with `time.perf_counter_ns`.
+- latency: batch size 1; `runs` timed runs in all, cycling through test images, each timed
+  with `time.perf_counter_ns`, split over `instances` fresh interpreters (each after
+  `warmup` untimed runs) and pooled: one interpreter's p50 can sit 30-50 % above
+  another's for the same file. With several models the rounds interleave them (round k
+  times the k-th interpreter of every model), so that drift of the machine's speed
+  falls on every model alike and the ratios stay fair.
   * invoke-only: `interpreter.invoke()` alone, the input already in the tensor;
   * end-to-end: from a uint8 28x28 image to the predicted digit: quantize (or scale
     to [0, 1] for float models) + set_tensor + invoke + get_tensor + dequantize + argmax.
@@ -32,6 +36,7 @@ ROW_KEYS = ("model", "backend", "backend_version", "input_dtype", "bytes", "gzip
 class BenchSettings:
     warmup: int = 50
     runs: int = 1000
+    instances: int = 5
     threads: int = 1
     backend: str | None = None
 
@@ -66,14 +71,44 @@ def time_single(model: Model, images: np.ndarray, warmup: int, runs: int) -> tup
     return invoke_ns, e2e_ns
 
 
+def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettings) -> list[dict]:
+    """One table row per model: size, accuracy on the whole test set, single-image latency.
+
+    Latency runs in `settings.instances` rounds; each round times a fresh interpreter of
+    every model in turn, so a slow spell of the machine falls on all models alike.
+    """
+    models = [Model(path, backend=settings.backend, threads=settings.threads) for path in paths]
+    rows = [_accuracy_row(model, path, test) for model, path in zip(models, paths)]
+    per_instance = max(1, -(-settings.runs // settings.instances))
+    samples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in models]
+    for round_ in range(settings.instances):
+        for model, timings in zip(models, samples):
+            instance = model if round_ == 0 else Model(model.content, backend=model.backend.name,
+                                                       threads=settings.threads, name=model.name)
+            timings.append(time_single(instance, test.x_test, settings.warmup, per_instance))
+    for row, timings in zip(rows, samples):
+        invoke_ns = np.concatenate([t[0] for t in timings])
+        e2e = percentiles(np.concatenate([t[1] for t in timings]))
+        row.update({
+            "invoke_us": percentiles(invoke_ns),
+            "e2e_us": {"p50": e2e["p50"], "p90": e2e["p90"], "mean": e2e["mean"]},
+            "images_per_s": round(1e6 / e2e["mean"], 1),
+            "threads": settings.threads,
+            "runs": len(invoke_ns),
+            "instances": settings.instances,
+            "warmup": settings.warmup,
+        })
+    return rows
+
+
 def bench_model(path: str | Path, test: mnist.DigitData, settings: BenchSettings) -> dict:
-    """One table row: size, accuracy on the whole test set, single-image latency."""
-    model = Model(path, backend=settings.backend, threads=settings.threads)
+    """The row of one model (`bench_models` of a single path)."""
+    return bench_models([Path(path)], test, settings)[0]
+
+
+def _accuracy_row(model: Model, path: Path, test: mnist.DigitData) -> dict:
     started = time.perf_counter()
     predicted = np.argmax(model.predict(test.x_test), axis=1)
-    accuracy_s = time.perf_counter() - started
-    invoke_ns, e2e_ns = time_single(model, test.x_test, settings.warmup, settings.runs)
-    e2e = percentiles(e2e_ns)
     return {
         "model": model.name,
         "path": str(path),
@@ -86,13 +121,7 @@ def bench_model(path: str | Path, test: mnist.DigitData, settings: BenchSettings
         "macs": model.info.mac_count(),
         "accuracy": round(float(np.mean(predicted == test.y_test)), 6),
         "n_eval": int(len(test.y_test)),
-        "accuracy_s": round(accuracy_s, 3),
-        "invoke_us": percentiles(invoke_ns),
-        "e2e_us": {"p50": e2e["p50"], "p90": e2e["p90"], "mean": e2e["mean"]},
-        "images_per_s": round(1e6 / e2e["mean"], 1),
-        "threads": settings.threads,
-        "runs": settings.runs,
-        "warmup": settings.warmup,
+        "accuracy_s": round(time.perf_counter() - started, 3),
     }
 
 
@@ -127,8 +156,8 @@ def markdown(result: dict) -> str:
 
 
 def run(models: list[Path], test: mnist.DigitData, settings: BenchSettings) -> dict:
-    """Benchmark every model in one process, in order, on the same data and settings."""
-    rows = [bench_model(path, test, settings) for path in models]
+    """Benchmark every model in one process on the same data and settings (latency rounds interleaved)."""
+    rows = bench_models(models, test, settings)
     for row in rows:
         row["dataset"] = test.name
     return {"device": device_section(rows), "rows": rows}

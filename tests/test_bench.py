@@ -33,6 +33,7 @@ def test_json_has_every_field(bench_run):
     assert ROW_KEYS <= row.keys(), ROW_KEYS - row.keys()
     assert {"p50", "p90", "p99", "mean"} <= row["invoke_us"].keys() and "p50" in row["e2e_us"]
     assert row["n_eval"] == 10_000 and row["input_dtype"] == "int8" and row["threads"] == 1
+    assert row["runs"] == 300 and row["instances"] == 5, "300 timed runs pooled over 5 fresh interpreters"
     assert 0 < row["invoke_us"]["p50"] <= row["invoke_us"]["p90"] <= row["invoke_us"]["p99"]
     assert row["e2e_us"]["p50"] >= row["invoke_us"]["p50"]
 
@@ -65,6 +66,7 @@ def test_edgedigits_bench_forwards_and_defaults_to_the_shipped_model(mnist_path,
     (["--backend", "tpu"], "invalid choice: 'tpu'"),
     (["--data", "nowhere.npz"], "data not found"),
     (["--runs", "0"], "--runs must be at least 1"),
+    (["--instances", "0"], "--instances must be at least 1"),
 ])
 def test_bench_errors_are_one_line(args, fragment, mnist_path, tmp_path):
     data = [] if "--data" in args else ["--data", str(mnist_path)]
