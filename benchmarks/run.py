@@ -39,6 +39,7 @@ class ZooEntry:
 
 ZOO = (
     ZooEntry("ds_cnn", 30, compressed=True),
+    ZooEntry("ds_cnn_fast", 30, compressed=True),
     ZooEntry("ds_cnn_micro", 30, compressed=True),
     ZooEntry("mlp", 20),
     ZooEntry("lenet5", 20),
@@ -46,6 +47,12 @@ ZOO = (
     ZooEntry("cnn_bn", 12),
     ZooEntry("cnn_deep", 15),
 )
+
+
+COMPARED = {  # results.json key -> the row the issue's ratios are computed for
+    "comparisons": "edgedigits_int8",
+    "comparisons_ds_cnn_fast": "ds_cnn_fast_pruned_qat_int8",
+}
 
 
 def tfmot_tutorial(splits, out: Path) -> Path:
@@ -153,20 +160,19 @@ def main() -> int:
 
     test = mnist.DigitData(splits.x_test, splits.y_test, source=splits.source, is_mnist=splits.is_mnist)
     settings = bench.BenchSettings(runs=200 if args.quick else 1000, warmup=20 if args.quick else 100)
-    rows = []
-    for name, (fmt, path) in files.items():
-        row = bench.bench_model(path, test, settings)
+    rows = bench.bench_models([path for _, path in files.values()], test, settings)
+    for row, (name, (fmt, path)) in zip(rows, files.items()):
         row.update(name=name, format=fmt)
         if fmt.startswith("int8"):
             model = Model(path)
             row["tflm_arena_bytes"] = mcu.arena_bytes(model.content, model.quantize(test.x_test[:1]))
-        rows.append(row)
         print(f"{name:32s} {row['accuracy']:.4f} {row['bytes']:>9,} B {row['invoke_us']['p50']:>8.1f} us",
               file=sys.stderr, flush=True)
     result = {"device": bench.device_section(rows), "rows": rows, "classical": classical(splits, args.quick),
               "quick": args.quick, "command": "python benchmarks/run.py" + (" --quick" if args.quick else ""),
               "date": time.strftime("%Y-%m-%d"), "data": splits.describe()}
-    result["comparisons"] = comparisons(rows)
+    for key, subject in COMPARED.items():
+        result[key] = comparisons(rows, subject)
     result["trained_this_run"] = trained
     result["train_wall_time_s"] = train_s
     shipped_bytes = shipped_path.read_bytes()  # the zoo's ds_cnn chain reproduces it bit for bit, or not
@@ -183,11 +189,13 @@ def main() -> int:
     return 0
 
 
-def comparisons(rows: list[dict]) -> dict:
-    """The issue's ratios: the shipped model against cnn_deep int8 and against the TF-MOT tutorial row."""
+def comparisons(rows: list[dict], subject: str) -> dict:
+    """The issue's ratios for row `subject`: against cnn_deep int8 and against the TF-MOT tutorial row."""
     by_name = {r["name"]: r for r in rows}
-    shipped, deep, tutorial = by_name["edgedigits_int8"], by_name.get("cnn_deep_int8"), by_name.get("tfmot_tutorial")
+    shipped, deep, tutorial = by_name.get(subject), by_name.get("cnn_deep_int8"), by_name.get("tfmot_tutorial")
     out = {}
+    if shipped is None:
+        return out
     if deep:
         out["vs_cnn_deep_int8"] = {
             "size_ratio": round(deep["bytes"] / shipped["bytes"], 2),
@@ -207,8 +215,9 @@ def markdown(r: dict) -> str:
     lines = [
         f"`{r['command']}`, {r['date']}, on {d['cpu']} ({d['arch']}, {d['cores']} cores), {d['os']}, "
         f"Python {d['python']}, numpy {d['numpy']}, {d['backend']}, 1 thread; accuracy on {r['rows'][0]['n_eval']:,} "
-        f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min, training "
-        f"{', '.join(r['trained_this_run']) or 'nothing'} in this run (the rest from the checkpoint cache); "
+        f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min, "
+        + (f"training {', '.join(r['trained_this_run'])} in this run (the rest from the checkpoint cache); "
+           if r["trained_this_run"] else "every float model from the checkpoint cache; ") +
         f"training the float models took {sum(r['train_wall_time_s'].values()) / 60:.0f} min in all (their cards)",
         "",
         "| model | format | accuracy | bytes | gzip | params | MACs | invoke p50 µs | p90 | e2e p50 µs | TFLM arena |",
@@ -228,15 +237,17 @@ def markdown(r: dict) -> str:
     if r["same_file_as_shipped"]:
         lines += ["", f"The shipped model is byte-identical to {', '.join(r['same_file_as_shipped'])} "
                       "(the same `edgedigits export --int8` chain, run again)."]
-    comp = r["comparisons"]
-    if "vs_cnn_deep_int8" in comp:
-        c = comp["vs_cnn_deep_int8"]
-        lines += ["", f"edgedigits_int8 against cnn_deep int8: {c['size_ratio']}× smaller file, {c['invoke_p50_ratio']}× "
+    lines.append("")
+    for key, subject in COMPARED.items():
+        comp = r.get(key, {})
+        if "vs_cnn_deep_int8" in comp:
+            c = comp["vs_cnn_deep_int8"]
+            lines += [f"{subject} against cnn_deep int8: {c['size_ratio']}× smaller file, {c['invoke_p50_ratio']}× "
                       f"lower invoke p50, accuracy {c['accuracy_difference_pp']:+.2f} points."]
-    if "vs_tfmot_tutorial" in comp:
-        c = comp["vs_tfmot_tutorial"]
-        lines += [f"edgedigits_int8 against the TF-MOT tutorial recipe: accuracy {c['accuracy_difference_pp']:+.2f} "
-                  f"points, invoke p50 {c['invoke_p50_ratio']}× its p50."]
+        if "vs_tfmot_tutorial" in comp:
+            c = comp["vs_tfmot_tutorial"]
+            lines += [f"{subject} against the TF-MOT tutorial recipe: accuracy {c['accuracy_difference_pp']:+.2f} "
+                      f"points, invoke p50 {c['invoke_p50_ratio']}× its p50."]
     return "\n".join(lines) + "\n"
 
 

@@ -101,6 +101,13 @@ def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, drop
 
 
 @register
+def ds_cnn_fast() -> keras.Model:
+    """The low-latency preset: the first conv has stride 2, so no layer runs at 28x28, where
+    a few channels per pixel keep the int8 kernels' SIMD lanes idle; a third of the default's MACs."""
+    return ds_cnn(blocks="c8s2 c16 c16s2 c24 c32 c32")
+
+
+@register
 def ds_cnn_micro() -> keras.Model:
     """The microcontroller preset (under 12 KB in int8): few channels, each costs ~12 bytes of
     quantization data besides its weights; no dropout, a model this small underfits."""
