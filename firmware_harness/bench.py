@@ -5,7 +5,7 @@ Method (also in the README):
   invoke per batch); `accuracy_s` is how long that took.
 - latency: batch size 1; `runs` timed runs in all, cycling through test images, each timed
   with `time.perf_counter_ns`, split over `instances` fresh interpreters (each after
-  `warmup` untimed runs) and pooled: one interpreter's p50 can sit 30-50 % above
+  `warmup` untimed runs) and pooled: one interpreter's p50 can sit 30-60 % above
   another's for the same file. With several models the rounds interleave them (round k
   times the k-th interpreter of every model), so that drift of the machine's speed
   falls on every model alike and the ratios stay fair.
