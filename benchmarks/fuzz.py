@@ -31,7 +31,7 @@ from firmware_harness.runtime import PROBE_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("tflite", "image", "npz", "idx", "video")
-CASE_TIMEOUT_S = PROBE_TIMEOUT_S + 5.0  # the harness refuses a model that hangs its probe child; let it
+CASE_TIMEOUT_S = PROBE_TIMEOUT_S + 5.0  # time for the harness to refuse a model that hangs its probe child
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:

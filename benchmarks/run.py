@@ -192,20 +192,20 @@ def main() -> int:
 def comparisons(rows: list[dict], subject: str) -> dict:
     """The issue's ratios for row `subject`: against cnn_deep int8 and against the TF-MOT tutorial row."""
     by_name = {r["name"]: r for r in rows}
-    shipped, deep, tutorial = by_name.get(subject), by_name.get("cnn_deep_int8"), by_name.get("tfmot_tutorial")
+    row, deep, tutorial = by_name.get(subject), by_name.get("cnn_deep_int8"), by_name.get("tfmot_tutorial")
     out = {}
-    if shipped is None:
+    if row is None:
         return out
     if deep:
         out["vs_cnn_deep_int8"] = {
-            "size_ratio": round(deep["bytes"] / shipped["bytes"], 2),
-            "invoke_p50_ratio": round(deep["invoke_us"]["p50"] / shipped["invoke_us"]["p50"], 2),
-            "accuracy_difference_pp": round(100 * (shipped["accuracy"] - deep["accuracy"]), 2),
+            "size_ratio": round(deep["bytes"] / row["bytes"], 2),
+            "invoke_p50_ratio": round(deep["invoke_us"]["p50"] / row["invoke_us"]["p50"], 2),
+            "accuracy_difference_pp": round(100 * (row["accuracy"] - deep["accuracy"]), 2),
         }
     if tutorial:
         out["vs_tfmot_tutorial"] = {
-            "accuracy_difference_pp": round(100 * (shipped["accuracy"] - tutorial["accuracy"]), 2),
-            "invoke_p50_ratio": round(shipped["invoke_us"]["p50"] / tutorial["invoke_us"]["p50"], 2),
+            "accuracy_difference_pp": round(100 * (row["accuracy"] - tutorial["accuracy"]), 2),
+            "invoke_p50_ratio": round(row["invoke_us"]["p50"] / tutorial["invoke_us"]["p50"], 2),
         }
     return out
 
