@@ -18,6 +18,7 @@ Method (also in the README):
 from __future__ import annotations
 
 import gzip
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,7 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
     """
     models = [Model(path, backend=settings.backend, threads=settings.threads) for path in paths]
     rows = [_accuracy_row(model, path, test) for model, path in zip(models, paths)]
-    per_instance = max(1, -(-settings.runs // settings.instances))
+    per_instance = max(1, math.ceil(settings.runs / settings.instances))
     samples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in models]
     for round_ in range(settings.instances):
         for model, timings in zip(models, samples):
