@@ -1,7 +1,8 @@
 """Train a registry model on MNIST.
 
 Adam with a cosine schedule (linear warm-up) or ReduceLROnPlateau, on-the-fly
-augmentation, early stopping on validation loss that restores the best weights, and a
+augmentation, early stopping on validation loss that restores the best weights (with
+cosine, only in the schedule's second half: its high-LR first half is noisy), and a
 checkpoint after every epoch so a killed run continues where it stopped. Writes
 `model.keras`, `history.json`, `curves.png` and `card.json` into the run folder.
 `fit_resumable` is the epoch loop that pruning and QAT reuse.
@@ -36,7 +37,7 @@ class Recipe:
     lr: float = 3e-3
     schedule: str = "cosine"
     warmup_epochs: int = 1
-    patience: int = 10  # cosine: the best epochs come at the end, after a noisy high-LR middle
+    patience: int = 10  # epochs without a lower validation loss; cosine counts them from mid-schedule
     label_smoothing: float = 0.0
     augment: bool = True
     seed: int = 0
@@ -99,9 +100,9 @@ def lr_schedule(recipe: Recipe, steps_per_epoch: int):
 class _EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch: checkpoint model + optimizer, keep the best weights, stop early."""
 
-    def __init__(self, stage_dir: Path, patience: int | None, state: dict):
+    def __init__(self, stage_dir: Path, patience: int | None, patience_from: int, state: dict):
         super().__init__()
-        self.stage_dir, self.patience, self.state = stage_dir, patience, state
+        self.stage_dir, self.patience, self.patience_from, self.state = stage_dir, patience, patience_from, state
         self.manager: tf.train.CheckpointManager | None = None
 
     def set_model(self, model):
@@ -123,8 +124,13 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         self.state["epoch"] = epoch + 1
         self.state["checkpoint"] = self.manager.save(checkpoint_number=epoch + 1)
         atomic.write_json(self.stage_dir / "state.json", self.state)  # written last: names a finished checkpoint
-        if self.patience is not None and self.state["wait"] >= self.patience:
+        if _out_of_patience(self.state, self.patience, self.patience_from):
             self.model.stop_training = True
+
+
+def _out_of_patience(state: dict, patience: int | None, patience_from: int) -> bool:
+    """True once `patience` epochs after epoch `patience_from` brought no lower validation loss."""
+    return patience is not None and min(state["wait"], state["epoch"] - patience_from) >= patience
 
 
 def fit_resumable(
@@ -136,13 +142,15 @@ def fit_resumable(
     steps_per_epoch: int,
     stage_dir: Path,
     patience: int | None = None,
+    patience_from: int = 0,
     callbacks: tuple = (),
     label: str = "train",
 ) -> dict:
     """Fit a compiled model epoch by epoch, resuming from `stage_dir` if an earlier run stopped.
 
     Returns the stage state: history, best epoch, epochs done. With `patience`, stops
-    early on validation loss and leaves the best weights in the model.
+    early on validation loss (counting only epochs after `patience_from`) and leaves the
+    best weights in the model.
     """
     stage_dir = atomic.ensure_dir(stage_dir)
     state_file = stage_dir / "state.json"
@@ -152,9 +160,9 @@ def fit_resumable(
         tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(state["checkpoint"]).expect_partial()
         if not state["done"]:
             print(f"[{label}] resuming after epoch {state['epoch']} of {epochs} ({stage_dir})", file=sys.stderr)
-    finished = state["done"] or state["epoch"] >= epochs or (patience is not None and state["wait"] >= patience)
+    finished = state["done"] or state["epoch"] >= epochs or _out_of_patience(state, patience, patience_from)
     if not finished:
-        saver = _EpochCheckpoint(stage_dir, patience, state)
+        saver = _EpochCheckpoint(stage_dir, patience, patience_from, state)
         try:
             model.fit(
                 train_ds,
@@ -204,7 +212,8 @@ def train(recipe: Recipe, splits: data.Splits, out_dir: str | Path) -> TrainResu
     print(f"[train] {recipe.model}: {model.count_params():,} parameters, {models.count_macs(model):,} MACs; "
           f"{len(splits.x_train)} train / {len(splits.x_val)} val images, up to {recipe.epochs} epochs", file=sys.stderr)
     state = fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
-                          stage_dir=out_dir / "checkpoints" / "train", patience=recipe.patience, callbacks=callbacks)
+                          stage_dir=out_dir / "checkpoints" / "train", patience=recipe.patience,
+                          patience_from=recipe.epochs // 2 if recipe.schedule == "cosine" else 0, callbacks=callbacks)
     test_loss, test_acc = evaluate_keras(model, splits.x_test, splits.y_test)
     model_path = out_dir / "model.keras"
     with atomic.atomic_path(model_path) as tmp:

@@ -70,3 +70,19 @@ def test_evaluate_keras_matches_manual_accuracy(mnist_path):
     logits = model.predict(data.to_model_input(splits.x_test), verbose=0)
     _, accuracy = train.evaluate_keras(model, splits.x_test, splits.y_test)
     assert accuracy == pytest.approx(np.mean(np.argmax(logits, 1) == splits.y_test))
+
+
+@pytest.mark.parametrize("patience_from,stops_after", [(0, 3), (4, 6)])
+def test_patience_counts_only_epochs_after_patience_from(tmp_path, mnist_path, patience_from, stops_after):
+    from edgedigits import data, models
+
+    splits = data.load_splits(mnist_path, limit=256)
+    model = models.create_model("mlp")
+    train.compile_model(model, 0.0)  # no learning: validation loss never improves after epoch 1
+    state = train.fit_resumable(
+        model,
+        data.make_dataset(splits.x_train, splits.y_train, 64, train=True),
+        data.make_dataset(splits.x_val, splits.y_val, 64, train=False),
+        epochs=10, steps_per_epoch=1, stage_dir=tmp_path / "stage", patience=2, patience_from=patience_from,
+    )
+    assert (state["epoch"], state["best_epoch"]) == (stops_after, 1)
