@@ -37,11 +37,16 @@ class Recipe:
     lr: float = 3e-3
     schedule: str = "cosine"
     warmup_epochs: int = 1
-    patience: int = 10  # epochs without a lower validation loss; cosine counts them from mid-schedule
+    patience: int = 10  # epochs without a lower validation loss, counted after `patience_from`
     label_smoothing: float = 0.0
     augment: bool = True
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def patience_from(self) -> int:
+        """The epoch after which patience counts: the middle of a cosine schedule, whose high-LR first half is noisy."""
+        return self.epochs // 2 if self.schedule == "cosine" else 0
 
     def validate(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -213,7 +218,7 @@ def train(recipe: Recipe, splits: data.Splits, out_dir: str | Path) -> TrainResu
           f"{len(splits.x_train)} train / {len(splits.x_val)} val images, up to {recipe.epochs} epochs", file=sys.stderr)
     state = fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
                           stage_dir=out_dir / "checkpoints" / "train", patience=recipe.patience,
-                          patience_from=recipe.epochs // 2 if recipe.schedule == "cosine" else 0, callbacks=callbacks)
+                          patience_from=recipe.patience_from, callbacks=callbacks)
     test_loss, test_acc = evaluate_keras(model, splits.x_test, splits.y_test)
     model_path = out_dir / "model.keras"
     with atomic.atomic_path(model_path) as tmp:
