@@ -10,6 +10,7 @@ arena search tries too-small arenas on purpose: every TFLM run happens in a chil
 from __future__ import annotations
 
 import io
+import math
 import re
 import subprocess
 import sys
@@ -38,6 +39,7 @@ try:
         interp.set_input(x[None], 0)
         interp.invoke()
         out.append(int(np.argmax(interp.get_output(0))))
+    interp.print_allocations()  # to stderr: "Arena allocation total N bytes"
 except RuntimeError as e:
     print("TFLM refused:", e, file=sys.stderr)
     sys.exit(3)
@@ -95,10 +97,26 @@ def arena_bytes(content: bytes, sample: np.ndarray) -> int:
         if lacking:
             raise MissingOps(lacking)
         raise UserError(f"the model does not run in TFLite Micro even with a {ARENA_LIMIT >> 20} MiB arena")
-    low, high = 0, ARENA_LIMIT // ARENA_STEP
+
+    def runs(steps: int) -> bool:
+        return _run(content, steps * ARENA_STEP, sample).ok
+
+    low, high = 0, ARENA_LIMIT // ARENA_STEP  # in steps: `low` fails, `high` runs
+    used = re.search(r"Arena allocation total (\d+) bytes", first.log)
+    if used:  # TFLM's recording allocator reports the arena it kept; the smallest that runs is usually that
+        guess = math.ceil(int(used.group(1)) / ARENA_STEP)
+        if runs(guess):
+            high = guess
+            if not runs(guess - 1):
+                low = guess - 1
+        else:  # Prepare's scratch buffers needed more than was kept: double until it runs
+            low = guess
+            while low * 2 < high and not runs(low * 2):
+                low *= 2
+            high = min(high, low * 2)
     while high - low > 1:
         mid = (low + high) // 2
-        if _run(content, mid * ARENA_STEP, sample).ok:
+        if runs(mid):
             high = mid
         else:
             low = mid
