@@ -132,9 +132,9 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
     float_acc = float_card["test_accuracy"]
     cards = []
 
+    logits = model.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0) if plan.formats else None
     for fmt in plan.formats:
         _stage("convert", f"{plan.model} -> {fmt}")
-        logits = model.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0)
         converted = export.convert(model, fmt, calibration_images=splits.x_train, io_type=plan.io_type)
         content = export.strip(converted)
         cards.append(_finish(plan.artifact_name(fmt), content, fmt, plan.io_type, logits, splits, out_dir,
