@@ -29,7 +29,12 @@ def test_arena_is_the_smallest_that_runs_found_from_the_recorded_total(shipped_m
     sample = model.quantize(test_images[0][:1])
     arenas = []
     real_run = mcu._run  # noqa: SLF001
-    monkeypatch.setattr(mcu, "_run", lambda content, arena, inputs: arenas.append(arena) or real_run(content, arena, inputs))
+
+    def counted_run(content, arena, inputs):
+        arenas.append(arena)
+        return real_run(content, arena, inputs)
+
+    monkeypatch.setattr(mcu, "_run", counted_run)
     arena = mcu.arena_bytes(model.content, sample)
     monkeypatch.undo()
     assert arenas == [mcu.ARENA_LIMIT, arena, arena - mcu.ARENA_STEP], "no bisection when the recorded total is exact"
