@@ -85,6 +85,12 @@ class MissingOps(UserError):
         self.ops = ops
 
 
+def recorded_arena(log: str) -> int | None:
+    """The arena total TFLM's recording allocator printed in a child's log, if it did."""
+    found = re.search(r"Arena allocation total (\d+) bytes", log)
+    return int(found.group(1)) if found else None
+
+
 def arena_bytes(content: bytes, sample: np.ndarray) -> int:
     """The smallest tensor arena (bytes, a multiple of 16) in which TFLM allocates and invokes the model.
 
@@ -102,9 +108,9 @@ def arena_bytes(content: bytes, sample: np.ndarray) -> int:
         return _run(content, steps * ARENA_STEP, sample).ok
 
     low, high = 0, ARENA_LIMIT // ARENA_STEP  # in steps: `low` fails, `high` runs
-    used = re.search(r"Arena allocation total (\d+) bytes", first.log)
-    if used:  # TFLM's recording allocator reports the arena it kept; the smallest that runs is usually that
-        guess = math.ceil(int(used.group(1)) / ARENA_STEP)
+    used = recorded_arena(first.log)
+    if used:  # the smallest arena that runs is usually the one TFLM kept
+        guess = math.ceil(used / ARENA_STEP)
         if runs(guess):
             high = guess
             if not runs(guess - 1):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -20,8 +19,7 @@ def _runs(content: bytes, arena: int, sample) -> bool:
 
 def _recorded_total(content: bytes, sample) -> int:
     """The arena TFLM's recording allocator reports after a run with plenty of room."""
-    log = mcu._run(content, mcu.ARENA_LIMIT, sample).log  # noqa: SLF001
-    return int(re.search(r"Arena allocation total (\d+) bytes", log).group(1))
+    return mcu.recorded_arena(mcu._run(content, mcu.ARENA_LIMIT, sample).log)  # noqa: SLF001
 
 
 def test_arena_is_the_smallest_that_runs_found_from_the_recorded_total(shipped_model, test_images, monkeypatch):
