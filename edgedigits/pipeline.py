@@ -55,6 +55,11 @@ class ExportPlan:
         for stage in ("epochs", "prune_epochs", "qat_epochs"):
             if getattr(self, stage) < 1:
                 raise UserError(f"--{stage.replace('_', '-')} must be at least 1")
+        names = [self.artifact_name(fmt) for fmt in self.formats] + ([self.artifact_name()] if self.int8 else [])
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise UserError(f"two exported files would both be {clashes[0]}.tflite; list each format once and "
+                            "give the --int8 model another --name")
 
     def artifact_name(self, fmt: str | None = None) -> str:
         if fmt is None:  # the compressed model

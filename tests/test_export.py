@@ -168,6 +168,9 @@ def test_checkpoints_are_not_reused_after_a_layout_change(monkeypatch, mnist_pat
     (["--sparsity", "-0.1"], "--sparsity must be between 0 and 0.95"),
     (["--formats", "int4"], "unknown format 'int4'"),
     (["--io", "float"], "unknown --io"),
+    (["--model", "ds_cnn_micro", "--formats", "int8"], "would both be ds_cnn_micro_int8.tflite"),
+    (["--formats", "fp32,fp32", "--no-int8"], "would both be ds_cnn_fp32.tflite"),
+    (["--formats", "fp16", "--name", "ds_cnn_fp16"], "would both be ds_cnn_fp16.tflite"),
 ])
 def test_bad_options_fail_fast_with_one_line(tmp_path, mnist_path, args, fragment):
     out = tmp_path / "out"
