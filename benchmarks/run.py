@@ -49,6 +49,34 @@ ZOO = (
 )
 
 
+def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0):
+    """The `edgedigits export` plan of a zoo model: its recipe, every format, and the chain for the ds_cnn presets."""
+    from edgedigits import pipeline
+
+    defaults = pipeline.ExportPlan
+    return pipeline.ExportPlan(model=entry.model, int8=entry.compressed, formats=FORMATS,
+                               epochs=1 if quick else entry.epochs,
+                               prune_epochs=1 if quick else defaults.prune_epochs,
+                               qat_epochs=1 if quick else defaults.qat_epochs,
+                               name=f"{entry.model}_pruned_qat_int8", seed=seed)
+
+
+def zoo_folder(cache: Path, entry: ZooEntry, seed: int = 0) -> Path:
+    """Where a zoo model's files and checkpoints are cached; seed 0 is the zoo table's own run."""
+    return cache / (entry.model if seed == 0 else f"{entry.model}_seed{seed}")
+
+
+def export_once(plan, splits, out: Path) -> bool:
+    """Run the export chain into `out` unless all its files are there; True when it ran."""
+    from edgedigits import pipeline
+
+    if all((out / f"{name}.tflite").exists() for name in plan.artifact_names()):
+        return False
+    print(f"== {plan.model} (seed {plan.seed})", file=sys.stderr, flush=True)
+    pipeline.run(plan, splits, out)
+    return True
+
+
 COMPARED = {  # results.json key -> the row the issue's ratios are computed for
     "comparisons": "edgedigits_int8",
     "comparisons_ds_cnn_fast": "ds_cnn_fast_pruned_qat_int8",
@@ -136,16 +164,8 @@ def main() -> int:
     trained = []  # models trained (or resumed) in this run rather than reused from the cache
     train_s = {}  # each float model's training wall time, from its card (whichever run trained it)
     for entry in ZOO:
-        epochs = 1 if args.quick else entry.epochs
-        plan = pipeline.ExportPlan(model=entry.model, int8=entry.compressed, formats=FORMATS, epochs=epochs,
-                                   prune_epochs=1 if args.quick else pipeline.ExportPlan.prune_epochs,
-                                   qat_epochs=1 if args.quick else pipeline.ExportPlan.qat_epochs,
-                                   name=f"{entry.model}_pruned_qat_int8")
-        out = cache / entry.model
-        if not all((out / f"{plan.artifact_name(f)}.tflite").exists() for f in FORMATS) or (
-                entry.compressed and not (out / f"{plan.artifact_name()}.tflite").exists()):
-            print(f"== {entry.model}", file=sys.stderr, flush=True)
-            pipeline.run(plan, splits, out)
+        plan, out = zoo_plan(entry, args.quick), zoo_folder(cache, entry)
+        if export_once(plan, splits, out):
             trained.append(entry.model)
         run_dir = pipeline.run_folder(plan, splits, out)
         train_s[entry.model] = json.loads((run_dir / "card.json").read_text())["wall_time_s"]

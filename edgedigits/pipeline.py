@@ -55,7 +55,7 @@ class ExportPlan:
         for stage in ("epochs", "prune_epochs", "qat_epochs"):
             if getattr(self, stage) < 1:
                 raise UserError(f"--{stage.replace('_', '-')} must be at least 1")
-        names = [self.artifact_name(fmt) for fmt in self.formats] + ([self.artifact_name()] if self.int8 else [])
+        names = self.artifact_names()
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise UserError(f"two exported files would both be {clashes[0]}.tflite; list each format once and "
@@ -65,6 +65,10 @@ class ExportPlan:
         if fmt is None:  # the compressed model
             return self.name or ("edgedigits_int8" if self.model == "ds_cnn" else f"{self.model}_int8")
         return f"{self.model}_{fmt}"
+
+    def artifact_names(self) -> list[str]:
+        """Every file this plan writes (without `.tflite`): one per format, then the compressed model's."""
+        return [self.artifact_name(fmt) for fmt in self.formats] + ([self.artifact_name()] if self.int8 else [])
 
 
 def _stage(step: str, message: str) -> None:

@@ -1,4 +1,4 @@
-"""`benchmarks/run.py --quick`: the zoo table's code path end to end, on small slices (CI smoke test)."""
+"""`benchmarks/run.py --quick` and `seed_spread.py --quick`: the zoo's code paths end to end on small slices."""
 
 from __future__ import annotations
 
@@ -18,11 +18,20 @@ ROW_KEYS = {"name", "format", "model", "backend", "backend_version", "input_dtyp
             "macs", "accuracy", "n_eval", "invoke_us", "e2e_us", "images_per_s", "threads"}
 
 
-def test_quick_zoo_run_writes_table_plot_and_json(tmp_path, mnist_path):
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--cache", str(tmp_path / "cache"),
-                           "--results", str(tmp_path / "results")], capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "EDGEDIGITS_DATA": str(mnist_path)})
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One checkpoint cache for the module: the seed spread reuses the zoo run's seed-0 models."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def run_benchmark(script: str, *args: str, mnist_path) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", *args], capture_output=True,
+                          text=True, timeout=1200, env={**os.environ, "EDGEDIGITS_DATA": str(mnist_path)})
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_quick_zoo_run_writes_table_plot_and_json(cache, tmp_path, mnist_path):
+    run_benchmark("run.py", "--cache", str(cache), "--results", str(tmp_path / "results"), mnist_path=mnist_path)
     result = json.loads((tmp_path / "results" / "results_quick.json").read_text())
     names = {row["name"] for row in result["rows"]}
     for model in ZOO_MODELS:
@@ -43,3 +52,20 @@ def test_quick_zoo_run_writes_table_plot_and_json(tmp_path, mnist_path):
     assert (tmp_path / "results" / "curves_ds_cnn_quick.png").is_file()
     assert sorted(result["trained_this_run"]) == sorted(ZOO_MODELS), "an empty cache trains every model"
     assert result["same_file_as_shipped"] == [], "a 2,000-image run cannot reproduce the shipped model"
+
+
+def test_quick_seed_spread_trains_each_seed_and_summarises(cache, tmp_path, mnist_path):
+    run_benchmark("seed_spread.py", "--models", "ds_cnn_micro", "cnn_deep", "--seeds", "0", "1", "--cache", str(cache),
+                  "--results", str(tmp_path / "results"), mnist_path=mnist_path)
+    result = json.loads((tmp_path / "results" / "seed_spread_quick.json").read_text())
+    assert [(r["model"], r["seed"]) for r in result["runs"]] == [
+        ("ds_cnn_micro", 0), ("ds_cnn_micro", 1), ("cnn_deep", 0), ("cnn_deep", 1)]
+    for folder, name in (("ds_cnn_micro", "ds_cnn_micro_pruned_qat_int8"), ("cnn_deep", "cnn_deep_int8")):
+        seed0, seed1 = (cache / "quick" / f / f"{name}.tflite" for f in (folder, f"{folder}_seed1"))
+        assert seed0.read_bytes() != seed1.read_bytes(), "another seed is another training run"
+    spread = result["summary"]["ds_cnn_micro"]["pruned_qat_int8"]
+    assert spread["n"] == 2 and spread["min"] <= spread["mean"] <= spread["max"]
+    deep = result["summary"]["cnn_deep"]["int8"]["mean"]
+    assert result["vs_cnn_deep_int8"] == {"ds_cnn_micro": pytest.approx(100 * (spread["mean"] - deep), abs=1e-3)}
+    table = (tmp_path / "results" / "seed_spread_quick.md").read_text()
+    assert "| ds_cnn_micro | int8 pruned+QAT |" in table and "| cnn_deep | float (Keras) |" in table
