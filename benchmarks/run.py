@@ -28,6 +28,9 @@ from record import RESULTS, record
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("fp32", "fp16", "dynamic", "int8")
+# The machine drifts between a fast and a slow state within a run, so each file's latency pools
+# 50 runs from each of 50 rounds (a fresh interpreter of every file per round) spread over the run.
+LATENCY_ROUNDS = 50
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,8 @@ def main() -> int:
     files["edgedigits_int8"] = ("int8 pruned+QAT (shipped)", shipped_path)
 
     test = mnist.DigitData(splits.x_test, splits.y_test, source=splits.source, is_mnist=splits.is_mnist)
-    settings = bench.BenchSettings(runs=200 if args.quick else 1000, warmup=20 if args.quick else 100)
+    settings = (bench.BenchSettings(runs=200, warmup=20) if args.quick else
+                bench.BenchSettings(runs=LATENCY_ROUNDS * 50, warmup=50, instances=LATENCY_ROUNDS))
     rows = bench.bench_models([path for _, path in files.values()], test, settings)
     for row, (name, (fmt, path)) in zip(rows, files.items()):
         row.update(name=name, format=fmt)
