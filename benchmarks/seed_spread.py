@@ -58,7 +58,7 @@ def main() -> int:
                 run[key] = round(float(np.mean(predicted == splits.y_test)), 6)
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
-    result = {"command": "python benchmarks/seed_spread.py " + " ".join(sys.argv[1:]),
+    result = {"command": " ".join(["python benchmarks/seed_spread.py", *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d"), "data": splits.describe(), "seeds": args.seeds,
               "runs": runs, "summary": summary(runs), "trained_this_run": trained,
               "wall_time_s": round(time.perf_counter() - started, 1)}
@@ -92,7 +92,7 @@ def mean_differences(summary: dict) -> dict:
 
 def markdown(result: dict) -> str:
     seeds = result["seeds"]
-    lines = [f"`{result['command'].strip()}`, {result['date']}: MNIST test accuracy of the zoo recipe and chain, "
+    lines = [f"`{result['command']}`, {result['date']}: MNIST test accuracy of the zoo recipe and chain, "
              f"one training run per seed; wall time {result['wall_time_s'] / 60:.0f} min, "
              + (f"training {', '.join(result['trained_this_run'])} in this run (the rest from the checkpoint cache)"
                 if result["trained_this_run"] else "every run from the checkpoint cache"), "",
