@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgedigits.pipeline import ExportPlan
 from firmware_harness import bench, mnist, tflite_file
 from firmware_harness.device import machine_info
 from record import record
@@ -47,7 +48,7 @@ def main() -> int:
     subprocess.run(command, check=True)
     wall = time.perf_counter() - started
 
-    name = "edgedigits_int8" if args.model == "ds_cnn" else f"{args.model}_int8"
+    name = ExportPlan(model=args.model).artifact_name()  # the file `export --int8` names by default
     model_path = out / f"{name}.tflite"
     card = json.loads(model_path.with_suffix(".json").read_text())
     test = mnist.load(mnist.locate(None), splits=("test",))
