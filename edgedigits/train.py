@@ -102,6 +102,9 @@ def lr_schedule(recipe: Recipe, steps_per_epoch: int):
     )
 
 
+CHECKPOINTS = "ckpt"  # the stage folder's subfolder of per-epoch checkpoints
+
+
 class _EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch: checkpoint model + optimizer, keep the best weights, stop early."""
 
@@ -113,7 +116,7 @@ class _EpochCheckpoint(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-        self.manager = tf.train.CheckpointManager(ckpt, self.stage_dir / "ckpt", max_to_keep=2)
+        self.manager = tf.train.CheckpointManager(ckpt, self.stage_dir / CHECKPOINTS, max_to_keep=2)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -127,7 +130,7 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         else:
             self.state["wait"] += 1
         self.state["epoch"] = epoch + 1
-        self.state["checkpoint"] = self.manager.save(checkpoint_number=epoch + 1)
+        self.state["checkpoint"] = Path(self.manager.save(checkpoint_number=epoch + 1)).name  # the folder may move
         atomic.write_json(self.stage_dir / "state.json", self.state)  # written last: names a finished checkpoint
         if _out_of_patience(self.state, self.patience, self.patience_from):
             self.model.stop_training = True
@@ -162,7 +165,8 @@ def fit_resumable(
     state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "wait": 0, "history": {}, "done": False}
     if state_file.exists():
         state = _read_state(state_file)
-        tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(state["checkpoint"]).expect_partial()
+        checkpoint = stage_dir / CHECKPOINTS / Path(state["checkpoint"]).name  # older states hold a full path
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(str(checkpoint)).expect_partial()
         if not state["done"]:
             print(f"[{label}] resuming after epoch {state['epoch']} of {epochs} ({stage_dir})", file=sys.stderr)
     finished = state["done"] or state["epoch"] >= epochs or _out_of_patience(state, patience, patience_from)

@@ -86,3 +86,22 @@ def test_patience_counts_only_epochs_after_patience_from(tmp_path, mnist_path, p
         epochs=10, steps_per_epoch=1, stage_dir=tmp_path / "stage", patience=2, patience_from=patience_from,
     )
     assert (state["epoch"], state["best_epoch"]) == (stops_after, 1)
+
+
+def test_a_stage_folder_resumes_after_it_moved(tmp_path, mnist_path):
+    """Checkpoints are found relative to the stage folder, so a copied cache or a renamed --out still resumes."""
+    from edgedigits import data, models
+
+    splits = data.load_splits(mnist_path, limit=256)
+    datasets = (data.make_dataset(splits.x_train, splits.y_train, 64, train=True),
+                data.make_dataset(splits.x_val, splits.y_val, 64, train=False))
+    trained = models.create_model("mlp")
+    train.compile_model(trained, 1e-3)
+    train.fit_resumable(trained, *datasets, epochs=2, steps_per_epoch=1, stage_dir=tmp_path / "a" / "stage")
+    (tmp_path / "a").rename(tmp_path / "b")
+    restored = models.create_model("mlp")
+    train.compile_model(restored, 1e-3)
+    state = train.fit_resumable(restored, *datasets, epochs=2, steps_per_epoch=1, stage_dir=tmp_path / "b" / "stage")
+    assert state["epoch"] == 2
+    for a, b in zip(trained.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
