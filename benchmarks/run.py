@@ -22,9 +22,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from record import RESULTS, record
+
+if TYPE_CHECKING:
+    from edgedigits.data import Splits
+    from edgedigits.pipeline import ExportPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("fp32", "fp16", "dynamic", "int8")
@@ -52,7 +57,7 @@ ZOO = (
 )
 
 
-def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0):
+def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0) -> ExportPlan:
     """The `edgedigits export` plan of a zoo model: its recipe, every format, and the chain for the ds_cnn presets."""
     from edgedigits import pipeline
 
@@ -69,7 +74,7 @@ def zoo_folder(cache: Path, entry: ZooEntry, seed: int = 0) -> Path:
     return cache / (entry.model if seed == 0 else f"{entry.model}_seed{seed}")
 
 
-def export_once(plan, splits, out: Path) -> bool:
+def export_once(plan: ExportPlan, splits: Splits, out: Path) -> bool:
     """Run the export chain into `out` unless all its files are there; True when it ran."""
     from edgedigits import pipeline
 
