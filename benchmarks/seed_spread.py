@@ -94,8 +94,8 @@ def markdown(result: dict) -> str:
     seeds = result["seeds"]
     lines = [f"`{result['command']}`, {result['date']}: MNIST test accuracy of the zoo recipe and chain, "
              f"one training run per seed; wall time {result['wall_time_s'] / 60:.0f} min, "
-             + (f"training {', '.join(result['trained_this_run'])} in this run (the rest from the checkpoint cache)"
-                if result["trained_this_run"] else "every run from the checkpoint cache"), "",
+             + (f"exporting {', '.join(result['trained_this_run'])} in this run (finished stages reused), the rest "
+                "from the checkpoint cache" if result["trained_this_run"] else "every run from the checkpoint cache"), "",
              "| model | file | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | std | range |",
              "|---|---|" + "---:|" * (len(seeds) + 3)]
     for model, files in result["summary"].items():
