@@ -234,30 +234,47 @@ def _typical_height(blobs: list[_Blob], areas: dict[int, int]) -> float:
 
 
 def _merge_pieces(blobs: list[_Blob], typical: float) -> list[_Blob]:
-    """Merge blobs stacked on top of each other (a broken 5, 4 or 7) into one digit.
-
-    Two blobs are pieces of one digit when one sits over the other (their columns overlap
-    by half the narrower one), the vertical gap is small against the larger piece, and
-    together they are no taller than a digit of this image and no wider than tall.
-    """
+    """Merge the pieces of one broken digit (a 5, 4 or 7 written in two strokes) into one blob."""
     merged = True
     while merged:
         merged = False
         for i, a in enumerate(blobs):
             for j in range(i + 1, len(blobs)):
-                b = blobs[j]
-                overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
-                gap = max(a.y0, b.y0) - min(a.y1, b.y1)
-                joined = a.merged(b)
-                if (overlap >= 0.5 * min(a.w, b.w) and gap <= 0.5 * max(a.h, b.h)
-                        and joined.h <= 1.8 * max(typical, a.h, b.h) and joined.w <= 1.2 * joined.h):
-                    blobs[i] = joined
+                if _one_digit(a, blobs[j], typical):
+                    blobs[i] = a.merged(blobs[j])
                     del blobs[j]
                     merged = True
                     break
             if merged:
                 break
     return blobs
+
+
+def _one_digit(a: _Blob, b: _Blob, typical: float) -> bool:
+    """Whether two blobs are pieces of one digit: together no taller than a digit of this image,
+    and either stacked (columns overlapping by half the narrower one, a small vertical gap, no
+    wider than tall) or one is the other's top stroke written apart (`_is_top_stroke`).
+    """
+    joined = a.merged(b)
+    if joined.h > 1.8 * max(typical, a.h, b.h):
+        return False
+    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
+    gap = max(a.y0, b.y0) - min(a.y1, b.y1)
+    stacked = overlap >= 0.5 * min(a.w, b.w) and gap <= 0.5 * max(a.h, b.h) and joined.w <= 1.2 * joined.h
+    return stacked or _is_top_stroke(a, b) or _is_top_stroke(b, a)
+
+
+def _is_top_stroke(bar: _Blob, body: _Blob) -> bool:
+    """A 5's flag or a 7's bar drawn as a separate stroke: flat, under half the body's height,
+    ending in the body's upper half, at most a tenth of its height away from it on either axis,
+    and the two together no wider than 1.6 times their height (a neighbour digit makes it wider).
+    """
+    near = 0.1 * body.h
+    joined = bar.merged(body)
+    return (bar.w >= bar.h and bar.h <= 0.5 * body.h
+            and body.y0 - near <= bar.y1 <= body.y0 + 0.5 * body.h
+            and bar.x0 <= body.x1 + near and bar.x1 >= body.x0 - near
+            and joined.w <= 1.6 * joined.h)
 
 
 def _is_line(blob: _Blob, typical: float) -> bool:

@@ -106,6 +106,11 @@ def test_broken_digit_is_merged_and_touching_digits_are_split(model):
     cv2.line(broken, (62, 58), (62, 95), 30, 10)
     cv2.ellipse(broken, (100, 125), (42, 38), 0, -120, 150, 30, 10)
     assert len(preprocess.find_digits(broken)) == 1
+    flag = np.full((200, 240), 235, np.uint8)
+    cv2.line(flag, (62, 58), (62, 95), 30, 10)  # a 5 whose flag is written apart, up and to the right
+    cv2.ellipse(flag, (100, 125), (42, 38), 0, -120, 150, 30, 10)
+    cv2.line(flag, (120, 62), (200, 28), 30, 12)
+    assert recognize.read(model, flag).digits == "5"
     touching = np.full((160, 320), 235, np.uint8)
     cv2.line(touching, (90, 30), (90, 130), 30, 9)  # "1"
     cv2.line(touching, (90, 130), (150, 130), 30, 5)  # a thin connecting stroke
