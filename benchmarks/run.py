@@ -87,7 +87,7 @@ def export_once(plan: ExportPlan, splits: Splits, out: Path) -> bool:
 
 COMPARED = {  # results.json key -> the row the ratios are computed for
     "comparisons": "edgedigits_int8",
-    "comparisons_ds_cnn_fast": "ds_cnn_fast_pruned_qat_int8",
+    "comparisons_ds_cnn": "ds_cnn_pruned_qat_int8",  # the full-resolution layout, shipped until 2026-11-22
 }
 
 
@@ -204,7 +204,7 @@ def main() -> int:
         result[key] = comparisons(rows, subject)
     result["trained_this_run"] = trained
     result["train_wall_time_s"] = train_s
-    shipped_bytes = shipped_path.read_bytes()  # the zoo's ds_cnn chain reproduces it bit for bit, or not
+    shipped_bytes = shipped_path.read_bytes()  # the zoo's chain of the default model reproduces it bit for bit, or not
     result["same_file_as_shipped"] = [name for name, (_, path) in files.items()
                                       if name != "edgedigits_int8" and path.read_bytes() == shipped_bytes]
     result["wall_time_s"] = round(time.perf_counter() - started, 1)

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgedigits import DEFAULT_MODEL
 from firmware_harness.errors import Interrupted, UserError, WorkError
 
 app = typer.Typer(
@@ -30,7 +31,7 @@ DataOption = Annotated[
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option(help="Registry model name (see `edgedigits models`).")] = "ds_cnn",
+    model: Annotated[str, typer.Option(help="Registry model name (see `edgedigits models`).")] = DEFAULT_MODEL,
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 30,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate for Adam.")] = 3e-3,
@@ -55,12 +56,13 @@ def train(
 
 @app.command()
 def models() -> None:
-    """List the registered models with their parameters and MACs."""
+    """List the registered models with their parameters and MACs; mark the default."""
     from edgedigits import models as models_mod
 
     for name in models_mod.model_names():
         m = models_mod.create_model(name)
-        typer.echo(f"{name:14s} {m.count_params():>10,} params {models_mod.count_macs(m):>12,} MACs")
+        default = "  (default: the shipped model's architecture)" if name == DEFAULT_MODEL else ""
+        typer.echo(f"{name:14s} {m.count_params():>10,} params {models_mod.count_macs(m):>12,} MACs{default}")
 
 
 def _raise_interrupted(signum, frame):
@@ -71,14 +73,14 @@ def _raise_interrupted(signum, frame):
 def export(
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Prune, quantization-aware train and export the full-integer model.")] = True,
     formats: Annotated[str, typer.Option(help="Also convert the float model to these formats: comma list of fp32, fp16, dynamic, int8 (post-training).")] = "",
-    model: Annotated[str, typer.Option(help="Registry model name.")] = "ds_cnn",
+    model: Annotated[str, typer.Option(help="Registry model name.")] = DEFAULT_MODEL,
     sparsity: Annotated[float, typer.Option(help="Target fraction of zero weights, 0 to 0.95 (0: plain QAT).")] = 0.5,
     epochs: Annotated[int, typer.Option(help="Float training epochs.")] = 30,
     prune_epochs: Annotated[int, typer.Option(help="Pruning fine-tuning epochs.")] = 10,
     qat_epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs.")] = 4,
     io: Annotated[str, typer.Option(help="int8 model input/output type: int8, or uint8 for apps that feed camera bytes.")] = "int8",
     out: Annotated[Path, typer.Option(help="Output folder for the artifacts and the run's checkpoints.")] = Path("export"),
-    name: Annotated[Optional[str], typer.Option(help="Artifact name [default: edgedigits_int8 for ds_cnn, else <model>_int8].")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Artifact name [default: edgedigits_int8 for the default model, else <model>_int8].")] = None,
     start_from: Annotated[Optional[Path], typer.Option("--from", help="Start from this trained float .keras model instead of training.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data: DataOption = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import compress, data, export
+from edgedigits import DEFAULT_MODEL, compress, data, export
 from firmware_harness import atomic
 from firmware_harness.errors import UserError
 
@@ -25,7 +25,7 @@ from firmware_harness.errors import UserError
 class ExportPlan:
     """What `edgedigits export` makes; every field is a CLI option."""
 
-    model: str = "ds_cnn"
+    model: str = DEFAULT_MODEL
     int8: bool = True  # the pruned + QAT full-integer model
     formats: tuple[str, ...] = ()  # plain conversions of the float model
     sparsity: float = compress.DEFAULT_SPARSITY
@@ -63,7 +63,7 @@ class ExportPlan:
 
     def artifact_name(self, fmt: str | None = None) -> str:
         if fmt is None:  # the compressed model
-            return self.name or ("edgedigits_int8" if self.model == "ds_cnn" else f"{self.model}_int8")
+            return self.name or ("edgedigits_int8" if self.model == DEFAULT_MODEL else f"{self.model}_int8")
         return f"{self.model}_{fmt}"
 
     def artifact_names(self) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import cards, data, models
+from edgedigits import DEFAULT_MODEL, cards, data, models
 from edgedigits._tf import keras, seed_everything, tf
 from firmware_harness import atomic
 from firmware_harness.errors import Interrupted, UserError
@@ -31,7 +31,7 @@ SCHEDULES = ("cosine", "plateau")
 class Recipe:
     """Everything that decides a training run; stored in the card."""
 
-    model: str = "ds_cnn"
+    model: str = DEFAULT_MODEL
     epochs: int = 30
     batch_size: int = 128
     lr: float = 3e-3

@@ -44,7 +44,7 @@ def test_quick_zoo_run_writes_table_plot_and_json(cache, tmp_path, mnist_path):
         if row["format"].startswith("int8"):
             assert row["tflm_arena_bytes"] > 0
     assert {c["name"] for c in result["classical"]} == {"knn", "random_forest", "svm_rbf"}
-    assert set(result["comparisons"]) == set(result["comparisons_ds_cnn_fast"]) == {"vs_cnn_deep_int8", "vs_tfmot_tutorial"}
+    assert set(result["comparisons"]) == set(result["comparisons_ds_cnn"]) == {"vs_cnn_deep_int8", "vs_tfmot_tutorial"}
     table = (tmp_path / "results" / "results_quick.md").read_text()
     assert "| **edgedigits_int8** |" in table and "classical baseline" in table
     assert (tmp_path / "results" / "pareto_quick.png").stat().st_size > 10_000

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgedigits import data, models, train  # noqa: E402
+from conftest import run_cli  # noqa: E402
+from edgedigits import DEFAULT_MODEL, data, models, train  # noqa: E402
 from firmware_harness.errors import UserError  # noqa: E402
 
 
@@ -38,6 +41,16 @@ def test_fast_preset_runs_no_layer_at_full_resolution():
     convs = [layer for layer in fast.layers if type(layer).__name__ == "Conv2D"]
     assert convs and all(layer.output_shape[1] <= 14 for layer in convs)
     assert models.count_macs(fast) < models.count_macs(models.create_model("ds_cnn")) / 2
+
+
+def test_the_default_model_is_the_shipped_models_architecture(shipped_model):
+    """`train` and `export` build DEFAULT_MODEL; the shipped file must be that export, and `models` says so."""
+    card = json.loads(shipped_model.with_suffix(".json").read_text())
+    assert card["source"]["model"] == DEFAULT_MODEL
+    listing = run_cli("models")
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    marked = [line.split()[0] for line in listing.stdout.splitlines() if "(default" in line]
+    assert marked == [DEFAULT_MODEL]
 
 
 def test_bn_follows_every_conv_in_ds_cnn():
