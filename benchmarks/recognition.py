@@ -1,6 +1,6 @@
 """How well `edgedigits predict` reads digits in photo-like images.
 
-    python benchmarks/recognition.py [--model M] [--singles 3000] [--scenes 300] [--seed 0]
+    python benchmarks/recognition.py [--model M] [--singles 3000] [--scenes 300] [--seed 0] [--results DIR]
 
 Draws MNIST *test* digits (never trained on) as dark ink on paper: single digits in
 square frames of 32-512 px, the digit 40-90 % of the frame; and 640x480 scenes of 3-6
@@ -8,7 +8,7 @@ digits in a row, rotated up to ±8°, with uneven light, blur, noise and JPEG ar
 Writes them as PNG files, runs the real `edgedigits predict --json` over the folder once,
 and scores: single-digit accuracy, whole-string exact match and per-digit accuracy of
 the scenes, next to the model's own accuracy on the same digits as clean MNIST images.
-Results: benchmarks/results/recognition.json and .md.
+Results: recognition.json and .md in benchmarks/results/ (or `--results DIR`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from firmware_harness import mnist
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model
-from record import record
+from record import RESULTS, record
 
 TARGETS = {"single_accuracy": 0.985, "scene_exact": 0.90, "scene_per_digit": 0.98}
 
@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=3000, help="enough that the figure is within ~0.25 points")
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder for recognition.json/.md; give another to measure a model without replacing them")
     args = parser.parse_args()
     test = mnist.load(mnist.locate(None), splits=("test",))
     with tempfile.TemporaryDirectory(prefix="recognition-") as tmp:
@@ -100,7 +102,7 @@ def main() -> int:
         "targets": TARGETS,
     }
     result["meets_targets"] = {k: result[k] >= v for k, v in TARGETS.items()}
-    record("recognition", result, markdown(result))
+    record("recognition", result, markdown(result), args.results)
     return 0
 
 
