@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from conftest import assert_one_line_error, run_cli  # noqa: E402
+from edgedigits import DEFAULT_MODEL  # noqa: E402
 from firmware_harness import mnist, tflite_file  # noqa: E402
 from firmware_harness.runtime import Model  # noqa: E402
 
@@ -169,8 +170,8 @@ def test_checkpoints_are_not_reused_after_a_layout_change(monkeypatch, mnist_pat
     (["--formats", "int4"], "unknown format 'int4'"),
     (["--io", "float"], "unknown --io"),
     (["--model", "ds_cnn_micro", "--formats", "int8"], "would both be ds_cnn_micro_int8.tflite"),
-    (["--formats", "fp32,fp32", "--no-int8"], "would both be ds_cnn_fp32.tflite"),
-    (["--formats", "fp16", "--name", "ds_cnn_fp16"], "would both be ds_cnn_fp16.tflite"),
+    (["--formats", "fp32,fp32", "--no-int8"], f"would both be {DEFAULT_MODEL}_fp32.tflite"),
+    (["--formats", "fp16", "--name", f"{DEFAULT_MODEL}_fp16"], f"would both be {DEFAULT_MODEL}_fp16.tflite"),
 ])
 def test_bad_options_fail_fast_with_one_line(tmp_path, mnist_path, args, fragment):
     out = tmp_path / "out"
