@@ -261,16 +261,16 @@ def _one_digit(a: _Blob, b: _Blob, typical: float) -> bool:
     overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
     gap = max(a.y0, b.y0) - min(a.y1, b.y1)
     stacked = overlap >= 0.5 * min(a.w, b.w) and gap <= 0.5 * max(a.h, b.h) and joined.w <= 1.2 * joined.h
-    return stacked or _is_top_stroke(a, b) or _is_top_stroke(b, a)
+    return stacked or _is_top_stroke(a, b, joined) or _is_top_stroke(b, a, joined)
 
 
-def _is_top_stroke(bar: _Blob, body: _Blob) -> bool:
+def _is_top_stroke(bar: _Blob, body: _Blob, joined: _Blob) -> bool:
     """A 5's flag or a 7's bar drawn as a separate stroke: flat, under half the body's height,
     ending in the body's upper half, at most a tenth of its height away from it on either axis,
-    and the two together no wider than 1.6 times their height (a neighbour digit makes it wider).
+    and the two together (`joined`) no wider than 1.6 times their height (a neighbour digit
+    makes it wider).
     """
     near = 0.1 * body.h
-    joined = bar.merged(body)
     return (bar.w >= bar.h and bar.h <= 0.5 * body.h
             and body.y0 - near <= bar.y1 <= body.y0 + 0.5 * body.h
             and bar.x0 <= body.x1 + near and bar.x1 >= body.x0 - near
