@@ -1,4 +1,4 @@
-"""Accuracy, confusion matrix, per-class precision/recall/F1 and a gallery of mistakes.
+"""Accuracy, confusion matrix, per-class precision/recall/F1, a gallery of mistakes, and a paired test of two models.
 
 Metrics are numpy only; a `.tflite` model runs on the device runtime (no TensorFlow),
 a `.keras` model through TensorFlow.
@@ -7,6 +7,7 @@ a `.keras` model through TensorFlow.
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
             for d in range(NUM_CLASSES)
         ],
     }
+
+
+def paired(y_true: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray) -> dict:
+    """Two models on the same images: how many only A reads right, how many only B, and the exact
+    two-sided McNemar p-value, the chance of a split at least this uneven if both were equally accurate."""
+    right_a, right_b = predicted_a == y_true, predicted_b == y_true
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1))
+    return {"only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": min(1.0, 2 * tail / 2 ** n)}
 
 
 def predict_file(model_path: Path, images: np.ndarray, backend: str | None = None) -> np.ndarray:

@@ -45,6 +45,9 @@ def test_quick_zoo_run_writes_table_plot_and_json(cache, tmp_path, mnist_path):
             assert row["tflm_arena_bytes"] > 0
     assert {c["name"] for c in result["classical"]} == {"knn", "random_forest", "svm_rbf"}
     assert set(result["comparisons"]) == set(result["comparisons_ds_cnn"]) == {"vs_cnn_deep_int8", "vs_tfmot_tutorial"}
+    deep = result["comparisons"]["vs_cnn_deep_int8"]  # the paired counts account for the whole accuracy gap
+    assert deep["only_this_right"] - deep["only_cnn_deep_right"] == round(deep["accuracy_difference_pp"] / 100 * 2000)
+    assert 0 < deep["mcnemar_p"] <= 1
     table = (tmp_path / "results" / "results_quick.md").read_text()
     assert "| **edgedigits_int8** |" in table and "classical baseline" in table
     assert (tmp_path / "results" / "pareto_quick.png").stat().st_size > 10_000
