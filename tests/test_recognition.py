@@ -1,12 +1,15 @@
 """Real-world recognition: preprocessing, `predict` and `camera` on generated photos and videos.
 
-No TensorFlow: the scenes are drawn from MNIST test digits with numpy and OpenCV.
+No TensorFlow: the scenes are drawn from MNIST test digits with numpy and OpenCV, and the
+UCI digits (handwriting that is not MNIST) come with scikit-learn.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
@@ -14,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 from edgedigits import scenes
 from firmware_harness import preprocess, recognize
 from firmware_harness.runtime import Model
@@ -225,3 +228,21 @@ def test_camera_that_cannot_be_opened(source, fragment, tmp_path):
     result = run_cli("camera", "--source", source, "--headless", cwd=tmp_path)
     assert time.perf_counter() - started < 15, "a clear error within 5 s (plus interpreter start-up)"
     assert_one_line_error(result, 2, fragment)
+
+
+def test_uci_digits_benchmark_reads_other_handwriting_and_pairs_it_with_cnn_deep(tmp_path, shipped_model):
+    pytest.importorskip("sklearn")
+    stand_in = tmp_path / "cache" / "full" / "cnn_deep" / "cnn_deep_int8.tflite"  # the shipped file, as cnn_deep
+    stand_in.parent.mkdir(parents=True)
+    stand_in.write_bytes(shipped_model.read_bytes())
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "uci_digits.py"), "--limit", "300",
+                           "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["name"]: r for r in json.loads((tmp_path / "results" / "uci_digits.json").read_text())["rows"]}
+    assert set(rows) == {"edgedigits_int8", "cnn_deep_int8"}
+    shipped = rows["edgedigits_int8"]
+    assert shipped["accuracy"] >= 0.85, shipped  # coarse 8x8 scans by other writers: the zoo reads 86-91 % of all 1,797
+    assert shipped["no_digit_or_several"] == 0
+    assert shipped["vs_cnn_deep_int8"] == {"only_this_right": 0, "only_cnn_deep_right": 0, "mcnemar_p": 1.0}
+    assert "| **edgedigits_int8** |" in (tmp_path / "results" / "uci_digits.md").read_text()

@@ -1,0 +1,132 @@
+"""The zoo's int8 models on handwriting that is not MNIST: scikit-learn's copy of the UCI digits.
+
+    python benchmarks/uci_digits.py [--size 64] [--limit N] [--cache DIR] [--results DIR]
+
+scikit-learn ships the test half of the UCI "Optical Recognition of Handwritten Digits" set:
+1,797 digits from a separate collection (43 writers), stored as 8x8 grids of ink counts
+(0-16), so it needs no download. Each digit is drawn as dark ink on a light page (bicubic
+upscale to --size px, a margin around it), and the real `edgedigits predict --json` reads the
+folder once per model: the shipped model and every zoo int8 file in the checkpoint cache
+(`benchmarks/run.py` makes them). Scores: the share read as exactly the right digit, and
+against `cnn_deep` int8 the images only one of the two reads right with the McNemar p-value.
+Results: uci_digits.json and .md in benchmarks/results/ (or `--results DIR`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from record import RESULTS, record
+from run import ROOT, ZOO, zoo_folder
+
+from edgedigits.evaluate import paired
+from firmware_harness.__main__ import shipped_model
+from firmware_harness.device import machine_info
+
+PAPER, INK = 235, 35  # page and full-ink gray levels
+
+
+def draw(counts: np.ndarray, size: int) -> np.ndarray:
+    """One 8x8 grid of ink counts (0-16) as a `size` px digit on a page with a quarter-size margin."""
+    ink = cv2.resize((counts / 16.0).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    margin = size // 4
+    page = np.full((size + 2 * margin, size + 2 * margin), PAPER, np.uint8)
+    page[margin:margin + size, margin:margin + size] = np.round(PAPER - (PAPER - INK) * ink).astype(np.uint8)
+    return page
+
+
+def zoo_int8_files(cache: Path) -> dict[str, Path]:
+    """The zoo run's int8 files that exist in `cache`: post-training int8, and pruned + QAT for the ds_cnn presets."""
+    found = {}
+    for entry in ZOO:
+        folder = zoo_folder(cache / "full", entry)
+        for name in (f"{entry.model}_int8", f"{entry.model}_pruned_qat_int8"):
+            if (folder / f"{name}.tflite").is_file():
+                found[name] = folder / f"{name}.tflite"
+    return found
+
+
+def read_folder(folder: Path, model: Path) -> dict[str, str]:
+    """{file name: digits read} from one `edgedigits predict --json` run over `folder`."""
+    try:
+        done = subprocess.run(["edgedigits", "predict", str(folder), "--json", "--model", str(model)],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit("error: no `edgedigits` command on PATH; activate the environment edgedigits is installed in")
+    if done.returncode != 0:
+        sys.exit(f"error: edgedigits predict failed on {model.name} ({done.returncode}): {done.stderr[-300:]}")
+    return {Path(line["path"]).name: line["digits"] for line in map(json.loads, done.stdout.splitlines())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=64, help="digit size in pixels on the page (default 64)")
+    parser.add_argument("--limit", type=int, help="only the first N digits")
+    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache", help="the zoo's cache")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where uci_digits.json/.md go")
+    args = parser.parse_args()
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        sys.exit("error: the UCI digits come with scikit-learn; pip install scikit-learn")
+    digits = load_digits()
+    images, truth = digits.images[:args.limit], digits.target[:args.limit]
+    if shipped_model() is None:
+        sys.exit("error: no shipped model; install edgedigits (pip install -e .) to measure it")
+    models = {"edgedigits_int8": shipped_model(), **zoo_int8_files(args.cache)}
+    started = time.perf_counter()
+    predicted = {}
+    with tempfile.TemporaryDirectory(prefix="uci-digits-") as tmp:
+        names = [f"uci_{i:04d}.png" for i in range(len(images))]
+        for name, counts in zip(names, images):
+            cv2.imwrite(str(Path(tmp) / name), draw(counts, args.size))
+        for model, path in models.items():
+            read = read_folder(Path(tmp), path)
+            predicted[model] = np.array([int(read[n]) if len(read.get(n, "")) == 1 else -1 for n in names])
+            print(f"{model:32s} {np.mean(predicted[model] == truth):.4f}", file=sys.stderr, flush=True)
+    rows = []
+    for model, guess in predicted.items():
+        row = {"name": model, "accuracy": round(float(np.mean(guess == truth)), 6),
+               "no_digit_or_several": int(np.sum(guess < 0))}
+        if "cnn_deep_int8" in predicted and model != "cnn_deep_int8":
+            split = paired(truth, guess, predicted["cnn_deep_int8"])
+            row["vs_cnn_deep_int8"] = {"only_this_right": split["only_a_right"],
+                                       "only_cnn_deep_right": split["only_b_right"],
+                                       "mcnemar_p": float(f"{split['mcnemar_p']:.3g}")}
+        rows.append(row)
+    result = {
+        "command": "python benchmarks/uci_digits.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "device": machine_info(),
+        "data": f"UCI optical recognition of handwritten digits (scikit-learn's copy), {len(truth):,} digits "
+                f"drawn at {args.size} px",
+        "rows": rows,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
+    record("uci_digits", result, markdown(result), args.results)
+    return 0
+
+
+def markdown(r: dict) -> str:
+    lines = [f"`{r['command'].strip()}`, {r['date']}: {r['data']}, each read by `edgedigits predict`", "",
+             "| model | read right | no digit or several | only this right | only cnn_deep right | McNemar p |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in sorted(r["rows"], key=lambda x: -x["accuracy"]):
+        c = row.get("vs_cnn_deep_int8")
+        paired_cells = f"{c['only_this_right']} | {c['only_cnn_deep_right']} | {c['mcnemar_p']:.2g}" if c else " |  | "
+        bold = "**" if row["name"] == "edgedigits_int8" else ""
+        lines.append(f"| {bold}{row['name']}{bold} | {row['accuracy']:.2%} | {row['no_digit_or_several']} | "
+                     f"{paired_cells} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
