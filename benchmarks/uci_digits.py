@@ -73,15 +73,18 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache", help="the zoo's cache")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where uci_digits.json/.md go")
     args = parser.parse_args()
+    if args.size < 16 or (args.limit is not None and args.limit < 1):
+        sys.exit("error: --size must be at least 16 (px) and --limit at least 1")
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         sys.exit("error: the UCI digits come with scikit-learn; pip install scikit-learn")
+    shipped = shipped_model()
+    if shipped is None:
+        sys.exit("error: no shipped model; install edgedigits (pip install -e .) to measure it")
     digits = load_digits()
     images, truth = digits.images[:args.limit], digits.target[:args.limit]
-    if shipped_model() is None:
-        sys.exit("error: no shipped model; install edgedigits (pip install -e .) to measure it")
-    models = {"edgedigits_int8": shipped_model(), **zoo_int8_files(args.cache)}
+    models = {"edgedigits_int8": shipped, **zoo_int8_files(args.cache)}
     started = time.perf_counter()
     predicted = {}
     with tempfile.TemporaryDirectory(prefix="uci-digits-") as tmp:
