@@ -122,6 +122,24 @@ def test_zero_point_vectors_are_stored_once_per_length(exported):
     assert all(len(positions) == 1 for positions in where.values()), where
 
 
+def test_pooling_head_keeps_its_axes(exported):
+    """MEAN(keep_dims) + RESHAPE, not MEAN alone: tflite-runtime 2.14 has a fast int8 MEAN only with keep_dims."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs((exported[0] / "micro_int8.tflite").read_bytes())
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    subgraph = model.Subgraphs(0)
+    ops = [subgraph.Operators(i) for i in range(subgraph.OperatorsLength())]
+    names = [codes[op.OpcodeIndex()] for op in ops]
+    mean = names.index(schema.BuiltinOperator.MEAN)
+    assert names[mean + 1] == schema.BuiltinOperator.RESHAPE
+    options = schema.ReducerOptions()
+    table = ops[mean].BuiltinOptions()
+    options.Init(table.Bytes, table.Pos)
+    assert options.KeepDims()
+
+
 def test_plain_formats_are_written_and_verified(exported, test_set):
     out, _ = exported
     sizes = {}
