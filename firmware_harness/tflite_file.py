@@ -9,6 +9,7 @@ Schema: tensorflow/compiler/mlir/lite/schema/schema.fbs (fields used here only).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -22,6 +23,9 @@ TENSOR_TYPES = {
     0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_,
     7: np.int16, 9: np.int8, 10: np.float64, 12: np.uint64, 15: np.uint32, 16: np.uint16,
 }
+# Far above any tensor of a digit model; a corrupt shape (one flipped bit in a batch size) can
+# otherwise make the interpreter allocate gigabytes, which takes seconds here and kills a Pi.
+MAX_TENSOR_BYTES = 1 << 28
 CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, FULLY_CONNECTED = 3, 4, 6, 9
 WEIGHTED_OPS = {CONV_2D: "CONV_2D", DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D", FULLY_CONNECTED: "FULLY_CONNECTED"}
 
@@ -251,13 +255,15 @@ def _parse(r: _Reader) -> TFLiteModel:
         zero_points = r.numbers(q, 3, "q") if q is not None else []
         axis = r.scalar(q, 6, "<i") if q is not None else 0
         tensor = Tensor(i, r.string(t, 3) or "", shape, r.scalar(t, 1, "<b"), buffer, scales, zero_points)
+        size = math.prod(shape) * (np.dtype(tensor.dtype).itemsize if tensor.dtype else 1)
+        if size > MAX_TENSOR_BYTES:
+            raise MalformedModel(f"tensor {i} has shape {list(shape)}, {size:,} bytes (limit {MAX_TENSOR_BYTES:,})")
         data = buffers[buffer] if buffers else None
         if data is not None:
             if tensor.dtype is None:
                 raise MalformedModel(f"tensor {i} has unsupported type code {tensor.type_code}")
-            need = int(np.prod(shape, dtype=np.int64)) * np.dtype(tensor.dtype).itemsize
-            if len(data) < need:
-                raise MalformedModel(f"tensor {i} needs {need} bytes but its buffer holds {len(data)}")
+            if len(data) < size:
+                raise MalformedModel(f"tensor {i} needs {size} bytes but its buffer holds {len(data)}")
             tensor.data = data
         _check_quantization(tensor, axis)
         tensors.append(tensor)

@@ -54,17 +54,29 @@ def test_reader_agrees_with_the_interpreter(shipped_model):
     assert info.param_count() > 1000 and info.mac_count() > info.param_count()
 
 
+def _tensor_table(content: bytes, tensor: int) -> tuple[tflite_file._Reader, int]:
+    reader = tflite_file._Reader(content)  # noqa: SLF001 - the tests edit one field in place
+    graph = reader.tables(reader._unpack("<I", 0), 2)[0]  # noqa: SLF001
+    return reader, reader.tables(graph, 0)[tensor]
+
+
 def _patch_tensor_field(content: bytes, tensor: int, field: int, value: int) -> bytes:
     """The model with one uint32 field of one tensor table overwritten (buffer index, an offset, ...)."""
-    reader = tflite_file._Reader(content)  # noqa: SLF001 - the test edits one field in place
-    graph = reader.tables(reader._unpack("<I", 0), 2)[0]  # noqa: SLF001
-    pos = reader.field(reader.tables(graph, 0)[tensor], field)
+    reader, table = _tensor_table(content, tensor)
+    pos = reader.field(table, field)
     assert pos is not None, f"tensor {tensor} has no field {field}"
     return content[:pos] + struct.pack("<I", value) + content[pos + 4:]
 
 
+def _patch_first_dim(content: bytes, tensor: int, value: int) -> bytes:
+    """The model with the first dimension of one tensor's shape overwritten."""
+    reader, table = _tensor_table(content, tensor)
+    start, _ = reader.vector(table, 0, 4)
+    return content[:start] + struct.pack("<i", value) + content[start + 4:]
+
+
 @pytest.mark.parametrize("case", ["random", "png", "truncated", "empty", "text", "flipped_header",
-                                  "weightless", "shape_signature_offset"])
+                                  "weightless", "shape_signature_offset", "huge_activation"])
 def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
     content = shipped_model.read_bytes()
     info = tflite_file.parse(content)
@@ -79,6 +91,9 @@ def test_malformed_files_are_refused_cleanly(tmp_path, shipped_model, case):
         # hangs or segfaults on the second (field 2 is a tensor's buffer, 7 its shape signature)
         "weightless": _patch_tensor_field(content, info.operators[0].inputs[1], 2, 0),
         "shape_signature_offset": _patch_tensor_field(content, info.inputs[0], 7, 0x7FFF0000),
+        # also from fuzz.py: a batch size of 4,194,305 in one activation's shape made LiteRT allocate
+        # 6.6 GB (5 s per allocation here, 40 s for the case; a Pi runs out of memory)
+        "huge_activation": _patch_first_dim(content, info.operators[4].outputs[0], 0x00400001),
     }[case]
     path = tmp_path / "bad.tflite"
     path.write_bytes(data)
