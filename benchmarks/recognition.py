@@ -51,6 +51,18 @@ def write_images(folder: Path, x: np.ndarray, y: np.ndarray, singles: int, scene
     return truth
 
 
+def read_folder(folder: Path, model: Path) -> dict[str, str]:
+    """{file name: digits read} from one real `edgedigits predict --json` run over `folder`."""
+    try:
+        done = subprocess.run(["edgedigits", "predict", str(folder), "--json", "--model", str(model)],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit("error: no `edgedigits` command on PATH; activate the environment edgedigits is installed in")
+    if done.returncode != 0:
+        sys.exit(f"error: edgedigits predict failed on {model.name} ({done.returncode}): {done.stderr[-500:]}")
+    return {Path(line["path"]).name: line["digits"] for line in map(json.loads, done.stdout.splitlines())}
+
+
 def score(truth: dict, read: dict) -> dict:
     singles = [n for n in truth if n.startswith("single")]
     scene_names = [n for n in truth if n.startswith("scene")]
@@ -83,13 +95,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="recognition-") as tmp:
         folder = Path(tmp)
         truth = write_images(folder, test.x_test, test.y_test, args.singles, args.scenes, args.seed)
-        command = ["edgedigits", "predict", str(folder), "--json", "--model", str(args.model)]
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
+        read = read_folder(folder, args.model)
         seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"error: predict failed ({done.returncode}): {done.stderr[-500:]}")
-    read = {Path(line["path"]).name: line["digits"] for line in map(json.loads, done.stdout.splitlines())}
     model_alone = float(np.mean(np.argmax(Model(args.model).predict(test.x_test), axis=1) == test.y_test))
     result = {
         "command": "python benchmarks/recognition.py " + " ".join(sys.argv[1:]),

@@ -224,22 +224,17 @@ def comparisons(rows: list[dict], subject: str, predicted: dict[str, np.ndarray]
     Against cnn_deep the accuracy gap comes with the images only one of the two reads right and the
     McNemar p-value of that split (`predicted`: each compared row's digits for `y_test`).
     """
-    from edgedigits.evaluate import paired
-
     by_name = {r["name"]: r for r in rows}
     row, deep, tutorial = by_name.get(subject), by_name.get("cnn_deep_int8"), by_name.get("tfmot_tutorial")
     out = {}
     if row is None:
         return out
     if deep:
-        split = paired(y_test, predicted[subject], predicted["cnn_deep_int8"])
         out["vs_cnn_deep_int8"] = {
             "size_ratio": round(deep["bytes"] / row["bytes"], 2),
             "invoke_p50_ratio": round(deep["invoke_us"]["p50"] / row["invoke_us"]["p50"], 2),
             "accuracy_difference_pp": round(100 * (row["accuracy"] - deep["accuracy"]), 2),
-            "only_this_right": split["only_a_right"],
-            "only_cnn_deep_right": split["only_b_right"],
-            "mcnemar_p": float(f"{split['mcnemar_p']:.3g}"),
+            **vs_cnn_deep(y_test, predicted[subject], predicted["cnn_deep_int8"]),
         }
     if tutorial:
         out["vs_tfmot_tutorial"] = {
@@ -247,6 +242,15 @@ def comparisons(rows: list[dict], subject: str, predicted: dict[str, np.ndarray]
             "invoke_p50_ratio": round(row["invoke_us"]["p50"] / tutorial["invoke_us"]["p50"], 2),
         }
     return out
+
+
+def vs_cnn_deep(y_true: np.ndarray, predicted: np.ndarray, predicted_deep: np.ndarray) -> dict:
+    """The images only this model / only cnn_deep int8 reads right, and the McNemar p of that split."""
+    from edgedigits.evaluate import paired
+
+    split = paired(y_true, predicted, predicted_deep)
+    return {"only_this_right": split["only_a_right"], "only_cnn_deep_right": split["only_b_right"],
+            "mcnemar_p": float(f"{split['mcnemar_p']:.3g}")}
 
 
 def markdown(r: dict) -> str:

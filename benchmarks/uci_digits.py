@@ -15,8 +15,6 @@ Results: uci_digits.json and .md in benchmarks/results/ (or `--results DIR`).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,10 +22,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from recognition import read_folder
 from record import RESULTS, record
-from run import ROOT, ZOO, zoo_folder
+from run import ROOT, ZOO, vs_cnn_deep, zoo_folder
 
-from edgedigits.evaluate import paired
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
 
@@ -52,18 +50,6 @@ def zoo_int8_files(cache: Path) -> dict[str, Path]:
             if (folder / f"{name}.tflite").is_file():
                 found[name] = folder / f"{name}.tflite"
     return found
-
-
-def read_folder(folder: Path, model: Path) -> dict[str, str]:
-    """{file name: digits read} from one `edgedigits predict --json` run over `folder`."""
-    try:
-        done = subprocess.run(["edgedigits", "predict", str(folder), "--json", "--model", str(model)],
-                              capture_output=True, text=True)
-    except FileNotFoundError:
-        sys.exit("error: no `edgedigits` command on PATH; activate the environment edgedigits is installed in")
-    if done.returncode != 0:
-        sys.exit(f"error: edgedigits predict failed on {model.name} ({done.returncode}): {done.stderr[-300:]}")
-    return {Path(line["path"]).name: line["digits"] for line in map(json.loads, done.stdout.splitlines())}
 
 
 def main() -> int:
@@ -100,10 +86,7 @@ def main() -> int:
         row = {"name": model, "accuracy": round(float(np.mean(guess == truth)), 6),
                "no_digit_or_several": int(np.sum(guess < 0))}
         if "cnn_deep_int8" in predicted and model != "cnn_deep_int8":
-            split = paired(truth, guess, predicted["cnn_deep_int8"])
-            row["vs_cnn_deep_int8"] = {"only_this_right": split["only_a_right"],
-                                       "only_cnn_deep_right": split["only_b_right"],
-                                       "mcnemar_p": float(f"{split['mcnemar_p']:.3g}")}
+            row["vs_cnn_deep_int8"] = vs_cnn_deep(truth, guess, predicted["cnn_deep_int8"])
         rows.append(row)
     result = {
         "command": "python benchmarks/uci_digits.py " + " ".join(sys.argv[1:]),

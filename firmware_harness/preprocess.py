@@ -240,8 +240,9 @@ def _merge_pieces(blobs: list[_Blob], typical: float) -> list[_Blob]:
         merged = False
         for i, a in enumerate(blobs):
             for j in range(i + 1, len(blobs)):
-                if _one_digit(a, blobs[j], typical):
-                    blobs[i] = a.merged(blobs[j])
+                joined = a.merged(blobs[j])
+                if _one_digit(a, blobs[j], joined, typical):
+                    blobs[i] = joined
                     del blobs[j]
                     merged = True
                     break
@@ -250,12 +251,11 @@ def _merge_pieces(blobs: list[_Blob], typical: float) -> list[_Blob]:
     return blobs
 
 
-def _one_digit(a: _Blob, b: _Blob, typical: float) -> bool:
-    """Whether two blobs are pieces of one digit: together no taller than a digit of this image,
-    and either stacked (columns overlapping by half the narrower one, a small vertical gap, no
-    wider than tall) or one is the other's top stroke written apart (`_is_top_stroke`).
+def _one_digit(a: _Blob, b: _Blob, joined: _Blob, typical: float) -> bool:
+    """Whether two blobs are pieces of one digit: together (`joined`) no taller than a digit of this
+    image, and either stacked (columns overlapping by half the narrower one, a small vertical gap,
+    no wider than tall) or one is the other's top stroke written apart (`_is_top_stroke`).
     """
-    joined = a.merged(b)
     if joined.h > 1.8 * max(typical, a.h, b.h):
         return False
     overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
