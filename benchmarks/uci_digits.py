@@ -1,14 +1,15 @@
 """The zoo's int8 models on handwriting that is not MNIST: scikit-learn's copy of the UCI digits.
 
-    python benchmarks/uci_digits.py [--size 64] [--limit N] [--cache DIR] [--results DIR]
+    python benchmarks/uci_digits.py [--size 32 64 128] [--limit N] [--cache DIR] [--results DIR]
 
 scikit-learn ships the test half of the UCI "Optical Recognition of Handwritten Digits" set:
 1,797 digits from a separate collection (43 writers), stored as 8x8 grids of ink counts
 (0-16), so it needs no download. Each digit is drawn as dark ink on a light page (bicubic
-upscale to --size px, a margin around it), and the real `edgedigits predict --json` reads the
-folder once per model: the shipped model and every zoo int8 file in the checkpoint cache
-(`benchmarks/run.py` makes them). Scores: the share read as exactly the right digit, and
-against `cnn_deep` int8 the images only one of the two reads right with the McNemar p-value.
+upscale to each --size in px, a margin around it), and the real `edgedigits predict --json`
+reads the folder once per model and size: the shipped model and every zoo int8 file in the
+checkpoint cache (`benchmarks/run.py` makes them). Drawing at several sizes shows whether a
+lead depends on how large the digits are. Scores: the share read as exactly the right digit,
+and against `cnn_deep` int8 the images only one of the two reads right with the McNemar p-value.
 Results: uci_digits.json and .md in benchmarks/results/ (or `--results DIR`).
 """
 
@@ -52,15 +53,37 @@ def zoo_int8_files(cache: Path) -> dict[str, Path]:
     return found
 
 
+def read_at_size(images: np.ndarray, truth: np.ndarray, size: int, models: dict[str, Path]) -> list[dict]:
+    """Every model's reading of the digits drawn at `size` px: one row per model, paired with cnn_deep int8."""
+    predicted = {}
+    with tempfile.TemporaryDirectory(prefix="uci-digits-") as tmp:
+        names = [f"uci_{i:04d}.png" for i in range(len(images))]
+        for name, counts in zip(names, images):
+            cv2.imwrite(str(Path(tmp) / name), draw(counts, size))
+        for model, path in models.items():
+            read = read_folder(Path(tmp), path)
+            predicted[model] = np.array([int(read[n]) if len(read.get(n, "")) == 1 else -1 for n in names])
+            print(f"{size:4d} px {model:32s} {np.mean(predicted[model] == truth):.4f}", file=sys.stderr, flush=True)
+    rows = []
+    for model, guess in predicted.items():
+        row = {"name": model, "size_px": size, "accuracy": round(float(np.mean(guess == truth)), 6),
+               "no_digit_or_several": int(np.sum(guess < 0))}
+        if "cnn_deep_int8" in predicted and model != "cnn_deep_int8":
+            row["vs_cnn_deep_int8"] = vs_cnn_deep(truth, guess, predicted["cnn_deep_int8"])
+        rows.append(row)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=64, help="digit size in pixels on the page (default 64)")
+    parser.add_argument("--size", type=int, nargs="+", default=[32, 64, 128],
+                        help="digit sizes in pixels on the page, one reading of every model each (default 32 64 128)")
     parser.add_argument("--limit", type=int, help="only the first N digits")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache", help="the zoo's cache")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where uci_digits.json/.md go")
     args = parser.parse_args()
-    if args.size < 16 or (args.limit is not None and args.limit < 1):
-        sys.exit("error: --size must be at least 16 (px) and --limit at least 1")
+    if min(args.size) < 16 or (args.limit is not None and args.limit < 1):
+        sys.exit("error: every --size must be at least 16 (px) and --limit at least 1")
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -71,29 +94,15 @@ def main() -> int:
     digits = load_digits()
     images, truth = digits.images[:args.limit], digits.target[:args.limit]
     models = {"edgedigits_int8": shipped, **zoo_int8_files(args.cache)}
+    sizes = list(dict.fromkeys(args.size))  # in the order given, each once
     started = time.perf_counter()
-    predicted = {}
-    with tempfile.TemporaryDirectory(prefix="uci-digits-") as tmp:
-        names = [f"uci_{i:04d}.png" for i in range(len(images))]
-        for name, counts in zip(names, images):
-            cv2.imwrite(str(Path(tmp) / name), draw(counts, args.size))
-        for model, path in models.items():
-            read = read_folder(Path(tmp), path)
-            predicted[model] = np.array([int(read[n]) if len(read.get(n, "")) == 1 else -1 for n in names])
-            print(f"{model:32s} {np.mean(predicted[model] == truth):.4f}", file=sys.stderr, flush=True)
-    rows = []
-    for model, guess in predicted.items():
-        row = {"name": model, "accuracy": round(float(np.mean(guess == truth)), 6),
-               "no_digit_or_several": int(np.sum(guess < 0))}
-        if "cnn_deep_int8" in predicted and model != "cnn_deep_int8":
-            row["vs_cnn_deep_int8"] = vs_cnn_deep(truth, guess, predicted["cnn_deep_int8"])
-        rows.append(row)
+    rows = [row for size in sizes for row in read_at_size(images, truth, size, models)]
     result = {
         "command": "python benchmarks/uci_digits.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "device": machine_info(),
         "data": f"UCI optical recognition of handwritten digits (scikit-learn's copy), {len(truth):,} digits "
-                f"drawn at {args.size} px",
+                f"drawn at {', '.join(map(str, sizes))} px",
         "rows": rows,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
@@ -102,15 +111,25 @@ def main() -> int:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"`{r['command'].strip()}`, {r['date']}: {r['data']}, each read by `edgedigits predict`", "",
-             "| model | read right | no digit or several | only this right | only cnn_deep right | McNemar p |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for row in sorted(r["rows"], key=lambda x: -x["accuracy"]):
-        c = row.get("vs_cnn_deep_int8")
-        paired_cells = f"{c['only_this_right']} | {c['only_cnn_deep_right']} | {c['mcnemar_p']:.2g}" if c else " |  | "
-        bold = "**" if row["name"] == "edgedigits_int8" else ""
-        lines.append(f"| {bold}{row['name']}{bold} | {row['accuracy']:.2%} | {row['no_digit_or_several']} | "
-                     f"{paired_cells} |")
+    """One row per model, for each size its share read right and its split against cnn_deep int8."""
+    sizes = list(dict.fromkeys(row["size_px"] for row in r["rows"]))
+    by_model: dict[str, dict[int, dict]] = {}
+    for row in r["rows"]:
+        by_model.setdefault(row["name"], {})[row["size_px"]] = row
+    lines = [f"`{r['command'].strip()}`, {r['date']}: {r['data']}, each read by `edgedigits predict`; "
+             "against cnn_deep int8: digits only this model reads right / only cnn_deep does, McNemar p", "",
+             "| model | " + " | ".join(f"{s} px | vs cnn_deep" for s in sizes) + " |",
+             "|---|" + "---:|---:|" * len(sizes)]
+    for name, at in sorted(by_model.items(), key=lambda item: -np.mean([x["accuracy"] for x in item[1].values()])):
+        cells = []
+        for size in sizes:
+            row = at[size]
+            unread = f" ({row['no_digit_or_several']} unread)" if row["no_digit_or_several"] else ""
+            c = row.get("vs_cnn_deep_int8")
+            paired_cell = f"{c['only_this_right']} / {c['only_cnn_deep_right']}, p {c['mcnemar_p']:.2g}" if c else ""
+            cells += [f"{row['accuracy']:.2%}{unread}", paired_cell]
+        bold = "**" if name == "edgedigits_int8" else ""
+        lines.append(f"| {bold}{name}{bold} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
