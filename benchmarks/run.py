@@ -100,6 +100,7 @@ def tfmot_tutorial(splits, out: Path) -> Path:
     path = out / "tfmot_tutorial.tflite"
     if path.exists():
         return path
+    keras.backend.clear_session()  # layer names (and so the file's tensor names) restart at conv2d, not conv2d_24
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.layers.InputLayer(input_shape=(28, 28, 1)),
@@ -253,14 +254,22 @@ def vs_cnn_deep(y_true: np.ndarray, predicted: np.ndarray, predicted_deep: np.nd
             "mcnemar_p": float(f"{split['mcnemar_p']:.3g}")}
 
 
+def trained_phrase(trained: list[str]) -> str:
+    """Which float models this run trained, for the results header."""
+    if not trained:
+        return "every float model from the checkpoint cache; "
+    if len(trained) == len(ZOO):
+        return "every float model trained in this run (an empty checkpoint cache); "
+    return f"training {', '.join(trained)} in this run (the rest from the checkpoint cache); "
+
+
 def markdown(r: dict) -> str:
     d = r["device"]
     lines = [
         f"`{r['command']}`, {r['date']}, on {d['cpu']} ({d['arch']}, {d['cores']} cores), {d['os']}, "
         f"Python {d['python']}, numpy {d['numpy']}, {d['backend']}, 1 thread; accuracy on {r['rows'][0]['n_eval']:,} "
         f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min, "
-        + (f"training {', '.join(r['trained_this_run'])} in this run (the rest from the checkpoint cache); "
-           if r["trained_this_run"] else "every float model from the checkpoint cache; ") +
+        + trained_phrase(r["trained_this_run"]) +
         f"training the float models took {sum(r['train_wall_time_s'].values()) / 60:.0f} min in all (their cards)",
         "",
         "| model | format | accuracy | bytes | gzip | params | MACs | invoke p50 µs | p90 | e2e p50 µs | TFLM arena |",

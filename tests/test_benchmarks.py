@@ -13,6 +13,8 @@ pytest.importorskip("tensorflow")
 
 from conftest import REPO  # noqa: E402
 
+from firmware_harness import tflite_file  # noqa: E402
+
 ZOO_MODELS = ("ds_cnn", "ds_cnn_fast", "ds_cnn_micro", "mlp", "lenet5", "cnn_basic", "cnn_bn", "cnn_deep")
 ROW_KEYS = {"name", "format", "model", "backend", "backend_version", "input_dtype", "bytes", "gzip_bytes", "params",
             "macs", "accuracy", "n_eval", "invoke_us", "e2e_us", "images_per_s", "threads"}
@@ -50,11 +52,15 @@ def test_quick_zoo_run_writes_table_plot_and_json(cache, tmp_path, mnist_path):
     assert 0 < deep["mcnemar_p"] <= 1
     table = (tmp_path / "results" / "results_quick.md").read_text()
     assert "| **edgedigits_int8** |" in table and "classical baseline" in table
+    assert "every float model trained in this run" in table.splitlines()[0]
     assert (tmp_path / "results" / "pareto_quick.png").stat().st_size > 10_000
     assert (tmp_path / "results" / "confusion_edgedigits_int8_quick.png").is_file()
     assert (tmp_path / "results" / "curves_ds_cnn_quick.png").is_file()
     assert sorted(result["trained_this_run"]) == sorted(ZOO_MODELS), "an empty cache trains every model"
     assert result["same_file_as_shipped"] == [], "a 2,000-image run cannot reproduce the shipped model"
+    # the tutorial is built after the zoo: its tensor names (and so its bytes) must not count the zoo's layers
+    tutorial = tflite_file.parse((cache / "quick" / "tfmot_tutorial.tflite").read_bytes()).tensors
+    assert any(t.name.startswith("sequential/quant_conv2d/") for t in tutorial), [t.name for t in tutorial][:5]
 
 
 def test_quick_seed_spread_trains_each_seed_and_summarises(cache, tmp_path, mnist_path):
