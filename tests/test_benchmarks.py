@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
+from firmware_harness import tflite_file
+
 pytest.importorskip("tensorflow")
 
 from conftest import REPO  # noqa: E402
-
-from firmware_harness import tflite_file  # noqa: E402
 
 ZOO_MODELS = ("ds_cnn", "ds_cnn_fast", "ds_cnn_micro", "mlp", "lenet5", "cnn_basic", "cnn_bn", "cnn_deep")
 ROW_KEYS = {"name", "format", "model", "backend", "backend_version", "input_dtype", "bytes", "gzip_bytes", "params",
