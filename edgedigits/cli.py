@@ -115,7 +115,8 @@ def _summary_table(cards: list[dict]) -> str:
 def evaluate(
     model: Annotated[Optional[Path], typer.Argument(help=".tflite or .keras model [default: the shipped model].")] = None,
     data: DataOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for confusion.png, misclassified.png, evaluation.json [default: beside the model].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for confusion.png, misclassified.png, evaluation.json "
+                                                     "[default: beside the model; ./evaluation for the shipped model].")] = None,
     backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow (for .tflite).")] = None,
 ) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and misclassified digits on the test set."""
@@ -129,7 +130,7 @@ def evaluate(
     test = mnist.load(where, splits=("test",))
     predicted = evaluate_mod.predict_file(path, test.x_test, backend)
     result = evaluate_mod.metrics(test.y_test, predicted)
-    folder = atomic.ensure_dir(out or path.parent)
+    folder = atomic.ensure_dir(out or (path.parent if model else Path("evaluation")))  # not into the installed package
     atomic.write_json(folder / "evaluation.json", {"model": str(path), "data": test.source, **result})
     if not evaluate_mod.write_report(result, test.x_test, test.y_test, predicted, folder, title=path.name):
         typer.echo("note: no confusion.png / misclassified.png without matplotlib (pip install matplotlib)", err=True)

@@ -54,6 +54,18 @@ def test_accuracy_matches_evaluate(bench_run, mnist_path, shipped_model, tmp_pat
     assert abs(row["accuracy"] - evaluated["accuracy"]) <= 0.0001
 
 
+def test_evaluating_the_shipped_model_writes_to_the_working_folder(mnist_path, shipped_model, tmp_path):
+    """Not beside the model: the shipped model lives in the installed package."""
+    def package_files() -> set[str]:
+        return {p.name for p in shipped_model.parent.iterdir()} - {"__pycache__"}
+
+    before = package_files()
+    result = run_cli("evaluate", "--data", str(mnist_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())["model"] == str(shipped_model)
+    assert package_files() == before
+
+
 def test_edgedigits_bench_forwards_and_defaults_to_the_shipped_model(mnist_path, tmp_path):
     result = run_cli("bench", "--data", str(mnist_path), "--runs", "20", "--warmup", "2", "--limit", "200",
                      "--json", str(tmp_path / "b.json"))
