@@ -1,15 +1,17 @@
 """The zoo's int8 models on handwriting that is not MNIST: scikit-learn's copy of the UCI digits.
 
-    python benchmarks/uci_digits.py [--size 32 64 128] [--limit N] [--cache DIR] [--results DIR]
+    python benchmarks/uci_digits.py [--size 32 64 128] [--seeds 0 1 2] [--limit N] [--cache DIR] [--results DIR]
 
 scikit-learn ships the test half of the UCI "Optical Recognition of Handwritten Digits" set:
 1,797 digits from a separate collection (43 writers), stored as 8x8 grids of ink counts
 (0-16), so it needs no download. Each digit is drawn as dark ink on a light page (bicubic
 upscale to each --size in px, a margin around it), and the real `edgedigits predict --json`
 reads the folder once per model and size: the shipped model and every zoo int8 file in the
-checkpoint cache (`benchmarks/run.py` makes them). Drawing at several sizes shows whether a
-lead depends on how large the digits are. Scores: the share read as exactly the right digit,
-and against `cnn_deep` int8 the images only one of the two reads right with the McNemar p-value.
+checkpoint cache (`benchmarks/run.py` makes them), and the other seeds' files that
+`benchmarks/seed_spread.py` made. Drawing at several sizes shows whether a lead depends on
+how large the digits are; reading several seeds, whether it depends on one training run.
+Scores: the share read as exactly the right digit, against `cnn_deep` int8 the images only
+one of the two reads right with the McNemar p-value, and per file the mean over the seeds.
 Results: uci_digits.json and .md in benchmarks/results/ (or `--results DIR`).
 """
 
@@ -42,15 +44,35 @@ def draw(counts: np.ndarray, size: int) -> np.ndarray:
     return page
 
 
-def zoo_int8_files(cache: Path) -> dict[str, Path]:
-    """The zoo run's int8 files that exist in `cache`: post-training int8, and pruned + QAT for the ds_cnn presets."""
+def zoo_int8_files(cache: Path, seeds: list[int]) -> dict[str, Path]:
+    """The zoo's int8 files that exist in `cache`: post-training int8, and pruned + QAT for the ds_cnn presets.
+
+    Seed 0 is the zoo run's; another seed's file is named with `_seed<N>` (seed_spread.py's runs)."""
     found = {}
-    for entry in ZOO:
-        folder = zoo_folder(cache / "full", entry)
-        for name in (f"{entry.model}_int8", f"{entry.model}_pruned_qat_int8"):
-            if (folder / f"{name}.tflite").is_file():
-                found[name] = folder / f"{name}.tflite"
+    for seed in seeds:
+        for entry in ZOO:
+            folder = zoo_folder(cache / "full", entry, seed)
+            for name in (f"{entry.model}_int8", f"{entry.model}_pruned_qat_int8"):
+                if (folder / f"{name}.tflite").is_file():
+                    found[name + (f"_seed{seed}" if seed else "")] = folder / f"{name}.tflite"
     return found
+
+
+def file_and_seed(name: str) -> tuple[str, int]:
+    """'cnn_deep_int8_seed2' -> ('cnn_deep_int8', 2); a name without a seed suffix is seed 0."""
+    base, _, seed = name.rpartition("_seed")
+    return (base, int(seed)) if base and seed.isdigit() else (name, 0)
+
+
+def seed_summary(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """Per zoo file read at more than one seed, per size: the seeds, the mean accuracy, its min and max."""
+    by_file: dict[str, dict[int, dict[int, float]]] = {}
+    for row in rows:
+        base, seed = file_and_seed(row["name"])
+        by_file.setdefault(base, {}).setdefault(row["size_px"], {})[seed] = row["accuracy"]
+    return {base: {str(size): {"seeds": sorted(acc), "mean": round(float(np.mean(list(acc.values()))), 6),
+                               "min": min(acc.values()), "max": max(acc.values())} for size, acc in at.items()}
+            for base, at in by_file.items() if any(len(acc) > 1 for acc in at.values())}
 
 
 def same_file_as(models: dict[str, Path]) -> dict[str, str]:
@@ -90,6 +112,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, nargs="+", default=[32, 64, 128],
                         help="digit sizes in pixels on the page, one reading of every model each (default 32 64 128)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="training seeds whose zoo files to read when cached (default 0 1 2, as seed_spread.py)")
     parser.add_argument("--limit", type=int, help="only the first N digits")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache", help="the zoo's cache")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where uci_digits.json/.md go")
@@ -105,7 +129,7 @@ def main() -> int:
         sys.exit("error: no shipped model; install edgedigits (pip install -e .) to measure it")
     digits = load_digits()
     images, truth = digits.images[:args.limit], digits.target[:args.limit]
-    models = {"edgedigits_int8": shipped, **zoo_int8_files(args.cache)}
+    models = {"edgedigits_int8": shipped, **zoo_int8_files(args.cache, list(dict.fromkeys(args.seeds)))}
     sizes = list(dict.fromkeys(args.size))  # in the order given, each once
     started = time.perf_counter()
     same_as = same_file_as(models)
@@ -117,6 +141,7 @@ def main() -> int:
         "data": f"UCI optical recognition of handwritten digits (scikit-learn's copy), {len(truth):,} digits "
                 f"drawn at {', '.join(map(str, sizes))} px",
         "rows": rows,
+        "seed_summary": seed_summary(rows),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     record("uci_digits", result, markdown(result), args.results)
@@ -124,11 +149,13 @@ def main() -> int:
 
 
 def markdown(r: dict) -> str:
-    """One row per model, for each size its share read right and its split against cnn_deep int8."""
+    """One row per seed-0 model, for each size its share read right and its split against cnn_deep int8;
+    then, for the files read at several seeds, their mean over the seeds."""
     sizes = list(dict.fromkeys(row["size_px"] for row in r["rows"]))
     by_model: dict[str, dict[int, dict]] = {}
     for row in r["rows"]:
-        by_model.setdefault(row["name"], {})[row["size_px"]] = row
+        if file_and_seed(row["name"])[1] == 0:
+            by_model.setdefault(row["name"], {})[row["size_px"]] = row
     lines = [f"`{r['command'].strip()}`, {r['date']}: {r['data']}, each read by `edgedigits predict`; "
              "against cnn_deep int8: digits only this model reads right / only cnn_deep does, McNemar p", "",
              "| model | " + " | ".join(f"{s} px | vs cnn_deep" for s in sizes) + " |",
@@ -143,7 +170,26 @@ def markdown(r: dict) -> str:
             cells += [f"{row['accuracy']:.2%}{unread}", paired_cell]
         bold = "**" if name == "edgedigits_int8" else ""
         lines.append(f"| {bold}{name}{bold} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + seed_lines(r["seed_summary"], sizes)) + "\n"
+
+
+def seed_lines(summary: dict[str, dict[str, dict]], sizes: list[int]) -> list[str]:
+    """The seed table: per file, per size, the mean over its seeds (min-max) and the mean's gap to cnn_deep's."""
+    if not summary:
+        return []
+    deep = summary.get("cnn_deep_int8", {})
+    lines = ["", "Mean over training seeds (min-max); gap: this mean minus cnn_deep int8's mean, in points", "",
+             "| file | seeds | " + " | ".join(f"{s} px | gap" for s in sizes) + " |",
+             "|---|---|" + "---:|---:|" * len(sizes)]
+    for base, at in summary.items():
+        cells = []
+        for size in map(str, sizes):
+            x = at[size]
+            gap = f"{100 * (x['mean'] - deep[size]['mean']):+.2f}" if size in deep and base != "cnn_deep_int8" else ""
+            cells += [f"{x['mean']:.2%} ({x['min']:.2%}-{x['max']:.2%})", gap]
+        seeds = ", ".join(map(str, at[str(sizes[0])]["seeds"]))
+        lines.append(f"| {base} | {seeds} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":
