@@ -64,17 +64,21 @@ def main() -> int:
     return 0
 
 
+def spread(values: list[float]) -> dict:
+    """One figure over the seeds: mean, sample standard deviation, min, max and count."""
+    return {"mean": round(statistics.fmean(values), 6),
+            "std": round(statistics.stdev(values), 6) if len(values) > 1 else None,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
 def summary(runs: list[dict]) -> dict:
-    """Per model and file: mean, sample standard deviation, min and max over the seeds."""
+    """Per model and file: the spread of its accuracy over the seeds."""
     out: dict[str, dict] = {}
     for model in dict.fromkeys(r["model"] for r in runs):
         for key in KEYS:
             values = [r[key] for r in runs if r["model"] == model and key in r]
             if values:
-                out.setdefault(model, {})[key] = {
-                    "mean": round(statistics.fmean(values), 6),
-                    "std": round(statistics.stdev(values), 6) if len(values) > 1 else None,
-                    "min": min(values), "max": max(values), "n": len(values)}
+                out.setdefault(model, {})[key] = spread(values)
     return out
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from recognition import read_folder
 from record import RESULTS, record
 from run import ROOT, ZOO, vs_cnn_deep, zoo_folder
+from seed_spread import spread
 
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
@@ -65,13 +66,12 @@ def file_and_seed(name: str) -> tuple[str, int]:
 
 
 def seed_summary(rows: list[dict]) -> dict[str, dict[str, dict]]:
-    """Per zoo file read at more than one seed, per size: the seeds, the mean accuracy, its min and max."""
+    """Per zoo file read at more than one seed, per size: the seeds and the spread of its accuracy over them."""
     by_file: dict[str, dict[int, dict[int, float]]] = {}
     for row in rows:
         base, seed = file_and_seed(row["name"])
         by_file.setdefault(base, {}).setdefault(row["size_px"], {})[seed] = row["accuracy"]
-    return {base: {str(size): {"seeds": sorted(acc), "mean": round(float(np.mean(list(acc.values()))), 6),
-                               "min": min(acc.values()), "max": max(acc.values())} for size, acc in at.items()}
+    return {base: {str(size): {"seeds": sorted(acc), **spread(list(acc.values()))} for size, acc in at.items()}
             for base, at in by_file.items() if any(len(acc) > 1 for acc in at.values())}
 
 

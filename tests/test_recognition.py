@@ -249,7 +249,8 @@ def test_uci_digits_benchmark_reads_other_handwriting_and_pairs_it_with_cnn_deep
         assert shipped["no_digit_or_several"] == 0
         assert shipped["vs_cnn_deep_int8"] == {"only_this_right": 0, "only_cnn_deep_right": 0, "mcnemar_p": 1.0}
     assert result["seed_summary"] == {"cnn_deep_int8": {
-        str(r["size_px"]): {"seeds": [0, 1], "mean": r["accuracy"], "min": r["accuracy"], "max": r["accuracy"]}
+        str(r["size_px"]): {"seeds": [0, 1], "mean": r["accuracy"], "std": 0.0, "min": r["accuracy"],
+                            "max": r["accuracy"], "n": 2}
         for r in rows[0::3]}}
     table = (tmp_path / "results" / "uci_digits.md").read_text()
     assert "| 64 px | vs cnn_deep | 32 px | vs cnn_deep |" in table
