@@ -69,9 +69,14 @@ def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0) -> ExportPlan:
                                name=f"{entry.model}_pruned_qat_int8", seed=seed)
 
 
+def seeded(name: str, seed: int) -> str:
+    """A zoo name at a training seed: seed 0, the zoo table's own run, keeps the name; another gains `_seed<N>`."""
+    return name if seed == 0 else f"{name}_seed{seed}"
+
+
 def zoo_folder(cache: Path, entry: ZooEntry, seed: int = 0) -> Path:
-    """Where a zoo model's files and checkpoints are cached; seed 0 is the zoo table's own run."""
-    return cache / (entry.model if seed == 0 else f"{entry.model}_seed{seed}")
+    """Where a zoo model's files and checkpoints are cached."""
+    return cache / seeded(entry.model, seed)
 
 
 def export_once(plan: ExportPlan, splits: Splits, out: Path) -> bool:

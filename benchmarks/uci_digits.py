@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from recognition import read_folder
 from record import RESULTS, record
-from run import ROOT, ZOO, vs_cnn_deep, zoo_folder
+from run import ROOT, ZOO, seeded, vs_cnn_deep, zoo_folder
 from seed_spread import spread
 
 from firmware_harness.__main__ import shipped_model
@@ -48,19 +48,19 @@ def draw(counts: np.ndarray, size: int) -> np.ndarray:
 def zoo_int8_files(cache: Path, seeds: list[int]) -> dict[str, Path]:
     """The zoo's int8 files that exist in `cache`: post-training int8, and pruned + QAT for the ds_cnn presets.
 
-    Seed 0 is the zoo run's; another seed's file is named with `_seed<N>` (seed_spread.py's runs)."""
+    Seed 0 is the zoo run's; another seed's (seed_spread.py's runs) is named by `seeded`."""
     found = {}
     for seed in seeds:
         for entry in ZOO:
             folder = zoo_folder(cache / "full", entry, seed)
             for name in (f"{entry.model}_int8", f"{entry.model}_pruned_qat_int8"):
                 if (folder / f"{name}.tflite").is_file():
-                    found[name + (f"_seed{seed}" if seed else "")] = folder / f"{name}.tflite"
+                    found[seeded(name, seed)] = folder / f"{name}.tflite"
     return found
 
 
 def file_and_seed(name: str) -> tuple[str, int]:
-    """'cnn_deep_int8_seed2' -> ('cnn_deep_int8', 2); a name without a seed suffix is seed 0."""
+    """The inverse of `seeded`: 'cnn_deep_int8_seed2' -> ('cnn_deep_int8', 2), 'cnn_deep_int8' -> (.., 0)."""
     base, _, seed = name.rpartition("_seed")
     return (base, int(seed)) if base and seed.isdigit() else (name, 0)
 
