@@ -99,14 +99,14 @@ COMPARED = {  # results.json key -> the row the issue's ratios are computed for
 def tfmot_tutorial(splits, out: Path) -> Path:
     """The TF-MOT QAT tutorial: Conv2D(12, 3) -> MaxPool -> Flatten -> Dense(10), 1 epoch, QAT on 1000 images."""
     from edgedigits import data, export
-    from edgedigits._tf import keras, tfmot
+    from edgedigits._tf import keras, seed_everything, tfmot
     from firmware_harness import atomic
 
     path = out / "tfmot_tutorial.tflite"
     if path.exists():
         return path
     keras.backend.clear_session()  # layer names (and so the file's tensor names) restart at conv2d, not conv2d_24
-    keras.utils.set_random_seed(0)
+    seed_everything(0)  # deterministic ops too, else the file depends on whether zoo training ran first
     model = keras.Sequential([
         keras.layers.InputLayer(input_shape=(28, 28, 1)),
         keras.layers.Conv2D(12, 3, activation="relu"),
