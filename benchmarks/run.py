@@ -74,6 +74,12 @@ def seeded(name: str, seed: int) -> str:
     return name if seed == 0 else f"{name}_seed{seed}"
 
 
+def unseeded(name: str) -> tuple[str, int]:
+    """The inverse of `seeded`: 'cnn_deep_int8_seed2' -> ('cnn_deep_int8', 2), 'cnn_deep_int8' -> (.., 0)."""
+    base, _, seed = name.rpartition("_seed")
+    return (base, int(seed)) if base and seed.isdigit() else (name, 0)
+
+
 def zoo_folder(cache: Path, entry: ZooEntry, seed: int = 0) -> Path:
     """Where a zoo model's files and checkpoints are cached."""
     return cache / seeded(entry.model, seed)

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from recognition import read_folder
 from record import RESULTS, record
-from run import ROOT, ZOO, seeded, vs_cnn_deep, zoo_folder
+from run import ROOT, ZOO, seeded, unseeded, vs_cnn_deep, zoo_folder
 from seed_spread import spread
 
 from firmware_harness.__main__ import shipped_model
@@ -59,17 +59,11 @@ def zoo_int8_files(cache: Path, seeds: list[int]) -> dict[str, Path]:
     return found
 
 
-def file_and_seed(name: str) -> tuple[str, int]:
-    """The inverse of `seeded`: 'cnn_deep_int8_seed2' -> ('cnn_deep_int8', 2), 'cnn_deep_int8' -> (.., 0)."""
-    base, _, seed = name.rpartition("_seed")
-    return (base, int(seed)) if base and seed.isdigit() else (name, 0)
-
-
 def seed_summary(rows: list[dict]) -> dict[str, dict[str, dict]]:
     """Per zoo file read at more than one seed, per size: the seeds and the spread of its accuracy over them."""
     by_file: dict[str, dict[int, dict[int, float]]] = {}
     for row in rows:
-        base, seed = file_and_seed(row["name"])
+        base, seed = unseeded(row["name"])
         by_file.setdefault(base, {}).setdefault(row["size_px"], {})[seed] = row["accuracy"]
     return {base: {str(size): {"seeds": sorted(acc), **spread(list(acc.values()))} for size, acc in at.items()}
             for base, at in by_file.items() if any(len(acc) > 1 for acc in at.values())}
@@ -154,7 +148,7 @@ def markdown(r: dict) -> str:
     sizes = list(dict.fromkeys(row["size_px"] for row in r["rows"]))
     by_model: dict[str, dict[int, dict]] = {}
     for row in r["rows"]:
-        if file_and_seed(row["name"])[1] == 0:
+        if unseeded(row["name"])[1] == 0:
             by_model.setdefault(row["name"], {})[row["size_px"]] = row
     lines = [f"`{r['command'].strip()}`, {r['date']}: {r['data']}, each read by `edgedigits predict`; "
              "against cnn_deep int8: digits only this model reads right / only cnn_deep does, McNemar p", "",
