@@ -18,8 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import bisect
+
 import cv2
 import numpy as np
+
+from firmware_harness.errors import UserError
 
 WORK_MAX_SIDE = 1024
 WORK_MIN_SIDE = 128
@@ -31,6 +35,11 @@ MNIST_STROKE = 0.14  # MNIST strokes are about 14 % of the digit's long side
 NORMALIZE_SIDE = 64  # a digit's mask is brought to at most this size before its strokes are adjusted
 SPLIT_ASPECT = 1.5  # a blob wider than this (w / h) may be touching digits
 MIN_DIGIT_PX = 8  # shorter than this at the working scale is not a readable digit
+MAX_MARKS = 1000  # digit-sized marks one image is read for; more is not a page of digits but a pattern
+
+
+class TooManyMarks(UserError):
+    """The image holds more digit-sized marks than MAX_MARKS: refused, in bounded time."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,10 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return image
     if image.ndim == 3 and image.shape[2] == 1:
         return image[..., 0]
-    if image.ndim == 3 and image.shape[2] == 4:
-        alpha = image[..., 3:4].astype(np.float32) / 255.0
-        image = (image[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:  # 255 - (255 - gray) * alpha, in uint8: no float copy of a photo
+        ink = cv2.multiply(cv2.bitwise_not(cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)), cv2.extractChannel(image, 3),
+                           scale=1 / 255)
+        return cv2.bitwise_not(ink)
     if image.ndim == 3 and image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     raise ValueError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
@@ -186,95 +196,111 @@ def _along_border(labels: np.ndarray, i: int) -> float:
     return max(float(np.mean(side == i)) for side in sides)
 
 
-def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], dict[int, int]]:
+def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], np.ndarray]:
     """Ink components by hysteresis: Otsu's `level` picks the sure ink, and fainter ink (over half
     that level) stays where it is connected to sure ink, so faint joins do not break a digit.
+
+    Returns the label image, the blobs and every component's area (indexed by label). The
+    per-component tests are whole-image array operations, so the cost grows with the pixels,
+    not with how many components a crafted image holds.
     """
     weak = remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1])
     count, labels, stats, _ = _label(weak)
-    areas = {i: int(stats[i, cv2.CC_STAT_AREA]) for i in range(1, count)}
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
     height, width = flat.shape
     min_area = max(12, int(2e-5 * height * width))
+    has_sure_ink = np.zeros(count, bool)
+    has_sure_ink[labels[flat > level]] = True
     blobs = []
-    for i in range(1, count):
+    for i in np.flatnonzero((areas >= min_area) & has_sure_ink):
+        if i == 0:
+            continue  # the background
         x, y, w, h, area = (int(v) for v in stats[i])
-        if area < min_area:
-            continue
-        window = labels[y:y + h, x:x + w] == i
-        if flat[y:y + h, x:x + w][window].max() <= level:
-            continue  # no sure ink in it
         touches = x == 0 or y == 0 or x + w == width or y + h == height
         large = area > 0.3 * height * width
         thin = min(w / width, h / height) < 0.08
         if touches and (large or thin) and _along_border(labels, i) > 0.4:
             continue  # the desk or a shadow beyond the page, or a page edge; a digit is neither
-
-        blobs.append(_Blob(x, y, x + w, y + h, [i]))
+        blobs.append(_Blob(x, y, x + w, y + h, [int(i)]))
     return labels, blobs, areas
 
 
-def _contrasted(blobs: list[_Blob], labels: np.ndarray, flat: np.ndarray) -> list[_Blob]:
+def _contrasted(blobs: list[_Blob], labels: np.ndarray, flat: np.ndarray, areas: np.ndarray) -> list[_Blob]:
     """Drop blobs much fainter than the strongest one (paper texture, smudges)."""
     if not blobs:
         return blobs
-    means = []
-    for b in blobs:
-        window = labels[b.y0:b.y1, b.x0:b.x1] == b.labels[0]
-        means.append(float(flat[b.y0:b.y1, b.x0:b.x1][window].mean()))
+    sums = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=len(areas))
+    means = [sums[b.labels[0]] / areas[b.labels[0]] for b in blobs]
     strongest = max(means)
     return [b for b, m in zip(blobs, means) if m >= 0.4 * strongest]
 
 
-def _typical_height(blobs: list[_Blob], areas: dict[int, int]) -> float:
+def _typical_height(blobs: list[_Blob], areas: np.ndarray) -> float:
     """Median height of the blobs with at least a tenth of the largest one's ink: digits, not specks."""
     if not blobs:
         return 0.0
     ink = [sum(areas[i] for i in b.labels) for b in blobs]
-    return float(np.median([b.h for b, a in zip(blobs, ink) if a >= 0.1 * max(ink)]))
+    enough = 0.1 * max(ink)
+    return float(np.median([b.h for b, a in zip(blobs, ink) if a >= enough]))
 
 
 def _merge_pieces(blobs: list[_Blob], typical: float) -> list[_Blob]:
-    """Merge the pieces of one broken digit (a 5, 4 or 7 written in two strokes) into one blob."""
-    merged = True
-    while merged:
-        merged = False
-        for i, a in enumerate(blobs):
-            for j in range(i + 1, len(blobs)):
-                joined = a.merged(blobs[j])
-                if _one_digit(a, blobs[j], joined, typical):
-                    blobs[i] = joined
-                    del blobs[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return blobs
+    """Merge the pieces of one broken digit (a 5, 4 or 7 written in two strokes) into one blob.
 
-
-def _one_digit(a: _Blob, b: _Blob, joined: _Blob, typical: float) -> bool:
-    """Whether two blobs are pieces of one digit: together (`joined`) no taller than a digit of this
-    image, and either stacked (columns overlapping by half the narrower one, a small vertical gap,
-    no wider than tall) or one is the other's top stroke written apart (`_is_top_stroke`).
+    Repeatedly merges the first pair (in list order) that `_one_digit_matrix` accepts. The pair test
+    runs on arrays, one row per merge, so n marks cost O(n^2) array work, not n^3 Python calls.
     """
-    if joined.h > 1.8 * max(typical, a.h, b.h):
-        return False
-    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
-    gap = max(a.y0, b.y0) - min(a.y1, b.y1)
-    stacked = overlap >= 0.5 * min(a.w, b.w) and gap <= 0.5 * max(a.h, b.h) and joined.w <= 1.2 * joined.h
-    return stacked or _is_top_stroke(a, b, joined) or _is_top_stroke(b, a, joined)
+    n = len(blobs)
+    if n < 2:
+        return blobs
+    box = np.array([(b.x0, b.y0, b.x1, b.y1) for b in blobs], np.float64)
+    alive = np.ones(n, bool)
+    pairs = _one_digit_matrix(box, box, typical)
+    np.fill_diagonal(pairs, False)
+    later = np.triu(pairs, 1).any(axis=1)  # row i has a partner j > i
+    while later.any():
+        i = int(np.argmax(later))
+        j = i + 1 + int(np.argmax(pairs[i, i + 1:]))
+        touched = pairs[:, i] | pairs[:, j]
+        blobs[i] = blobs[i].merged(blobs[j])
+        box[i] = (blobs[i].x0, blobs[i].y0, blobs[i].x1, blobs[i].y1)
+        alive[j] = False
+        pairs[j, :] = pairs[:, j] = False
+        row = _one_digit_matrix(box[i:i + 1], box, typical)[0] & alive
+        row[i] = False
+        pairs[i, :] = pairs[:, i] = row
+        for r in np.flatnonzero(touched | row).tolist() + [i, j]:
+            later[r] = bool(pairs[r, r + 1:].any())
+    return [b for b, keep in zip(blobs, alive) if keep]
 
 
-def _is_top_stroke(bar: _Blob, body: _Blob, joined: _Blob) -> bool:
-    """A 5's flag or a 7's bar drawn as a separate stroke: flat, under half the body's height,
-    ending in the body's upper half, at most a tenth of its height away from it on either axis,
-    and the two together (`joined`) no wider than 1.6 times their height (a neighbour digit
-    makes it wider).
+def _one_digit_matrix(a: np.ndarray, b: np.ndarray, typical: float) -> np.ndarray:
+    """Whether two blobs are pieces of one digit, for every pair of boxes (x0, y0, x1, y1): rows of
+    `a` against rows of `b`.
+
+    Together no taller than a digit of this image, and either stacked (columns overlapping by
+    half the narrower one, a small vertical gap, no wider than tall) or one is the other's top
+    stroke written apart: a 5's flag or a 7's bar, flat, under half the body's height, ending in
+    the body's upper half, at most a tenth of its height away from it on either axis, and the
+    two together no wider than 1.6 times their height (a neighbour digit makes it wider).
     """
-    near = 0.1 * body.h
-    return (bar.w >= bar.h and bar.h <= 0.5 * body.h
-            and body.y0 - near <= bar.y1 <= body.y0 + 0.5 * body.h
-            and bar.x0 <= body.x1 + near and bar.x1 >= body.x0 - near
-            and joined.w <= 1.6 * joined.h)
+    ax0, ay0, ax1, ay1 = (a[:, k:k + 1] for k in range(4))
+    bx0, by0, bx1, by1 = (b[None, :, k] for k in range(4))
+    aw, ah, bw, bh = ax1 - ax0, ay1 - ay0, bx1 - bx0, by1 - by0
+    jw = np.maximum(ax1, bx1) - np.minimum(ax0, bx0)
+    jh = np.maximum(ay1, by1) - np.minimum(ay0, by0)
+    short_enough = jh <= 1.8 * np.maximum(np.maximum(ah, bh), typical)
+    overlap = np.minimum(ax1, bx1) - np.maximum(ax0, bx0)
+    gap = np.maximum(ay0, by0) - np.minimum(ay1, by1)
+    stacked = (overlap >= 0.5 * np.minimum(aw, bw)) & (gap <= 0.5 * np.maximum(ah, bh)) & (jw <= 1.2 * jh)
+
+    def top_stroke(x0, y0, x1, y1, w, h, bx0, by0, bx1, bh):  # the first box is the bar, the second the body
+        near = 0.1 * bh
+        return ((w >= h) & (h <= 0.5 * bh) & (by0 - near <= y1) & (y1 <= by0 + 0.5 * bh)
+                & (x0 <= bx1 + near) & (x1 >= bx0 - near) & (jw <= 1.6 * jh))
+
+    return short_enough & (stacked | top_stroke(ax0, ay0, ax1, ay1, aw, ah, bx0, by0, bx1, bh)
+                           | top_stroke(bx0, by0, bx1, by1, bw, bh, ax0, ay0, ax1, ah))
 
 
 def _is_line(blob: _Blob, typical: float) -> bool:
@@ -372,11 +398,14 @@ def find_digits(image: np.ndarray, max_side: int = WORK_MAX_SIDE) -> list[Digit]
     if percentile_u8(counts, 99.5) < MIN_CONTRAST:
         return []
     labels, blobs, areas = _components(flat, otsu_level(counts))
-    blobs = _contrasted(blobs, labels, flat)
+    blobs = _contrasted(blobs, labels, flat, areas)
     if not blobs:
         return []
     typical = _typical_height(blobs, areas)
     blobs = [b for b in blobs if b.h >= SPECK_FRACTION * typical]
+    if len(blobs) > MAX_MARKS:
+        raise TooManyMarks(f"{len(blobs):,} digit-sized marks, more than the {MAX_MARKS:,} one image is read for; "
+                           f"crop the image to the digits")
     blobs = _merge_pieces(blobs, typical)
     typical = _typical_height(blobs, areas)
     blobs = [b for b in blobs if not _is_line(b, typical) and b.h >= max(0.4 * typical, MIN_DIGIT_PX)]
@@ -390,22 +419,39 @@ def find_digits(image: np.ndarray, max_side: int = WORK_MAX_SIDE) -> list[Digit]
     return _reading_order(found, scale)
 
 
+@dataclass
+class _Line:
+    """Digits of one text line, with the running figures the line test needs."""
+
+    items: list
+    center_sum: float
+    heights: list[int]  # sorted
+
+    def add(self, item: tuple) -> None:
+        self.items.append(item)
+        self.center_sum += item[1] + item[3] / 2
+        bisect.insort(self.heights, item[3])
+
+    def median_height(self) -> float:
+        k = len(self.heights)
+        return (self.heights[(k - 1) // 2] + self.heights[k // 2]) / 2
+
+
 def _reading_order(found: list, scale: float) -> list[Digit]:
     """Group into lines by vertical position, lines top to bottom, digits left to right."""
-    lines: list[list] = []
+    lines: list[_Line] = []
     for item in sorted(found, key=lambda f: f[1] + f[3] / 2):
         cy = item[1] + item[3] / 2
         for line in lines:
-            line_cy = np.mean([f[1] + f[3] / 2 for f in line])
-            line_h = np.median([f[3] for f in line])
-            if abs(cy - line_cy) < 0.5 * max(line_h, item[3]):
-                line.append(item)
+            if abs(cy - line.center_sum / len(line.items)) < 0.5 * max(line.median_height(), item[3]):
+                line.add(item)
                 break
         else:
-            lines.append([item])
+            lines.append(_Line([], 0.0, []))
+            lines[-1].add(item)
     digits = []
     for number, line in enumerate(lines):
-        for x, y, w, h, mask in sorted(line, key=lambda f: f[0]):
+        for x, y, w, h, mask in sorted(line.items, key=lambda f: f[0]):
             box = tuple(int(round(v / scale)) for v in (x, y, w, h))
             digits.append(Digit(to_mnist(mask), box, number))
     return digits
