@@ -1,8 +1,11 @@
-"""Read image files safely: dimensions from the header first, a pixel budget, one-line errors.
+"""Read image files safely: dimensions from the header first, a decoded-size budget, one-line errors.
 
-OpenCV decodes a 30000x30000 PNG into 2.7 GB without complaint; reading the size from
-the header (PNG, JPEG, GIF, BMP, WebP, PNM, TIFF) lets a file over the budget be refused
-before it is decoded. Formats whose header is not understood here are not decoded.
+OpenCV decodes a 30000x30000 PNG into 2.7 GB without complaint; reading the size, bit
+depth and channels from the header (PNG, JPEG, GIF, BMP, WebP, PNM, TIFF) lets a file over
+the budget be refused before it is decoded. The budget is in pixels (`--max-pixels`,
+$EDGEDIGITS_MAX_PIXELS) and in decoded bytes, BYTES_PER_BUDGET_PIXEL per budgeted pixel:
+a 40-MP 8-bit RGBA photo fits, a 40-MP 16-bit RGBA PNG (320 MB decoded) does not.
+Formats whose header is not understood here are not decoded.
 """
 
 from __future__ import annotations
@@ -10,15 +13,31 @@ from __future__ import annotations
 import os
 import re
 import struct
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from firmware_harness import native_stderr
 from firmware_harness.errors import UserError
 
-MAX_PIXELS = int(os.environ.get("EDGEDIGITS_MAX_PIXELS", 40_000_000))  # a 40-MP photo; --max-pixels overrides
+MAX_PIXELS = 40_000_000  # a 40-MP photo; $EDGEDIGITS_MAX_PIXELS or --max-pixels overrides
+PIXELS_ENV_VAR = "EDGEDIGITS_MAX_PIXELS"
+BYTES_PER_BUDGET_PIXEL = 4  # decoded bytes allowed per pixel of the budget: 8-bit BGRA
 MAX_FILE_BYTES = 200 << 20
+
+
+def pixel_budget() -> int:
+    """The pixel budget: $EDGEDIGITS_MAX_PIXELS (a whole number, or millions with an MP suffix) or MAX_PIXELS."""
+    value = os.environ.get(PIXELS_ENV_VAR, "").strip()
+    if not value:
+        return MAX_PIXELS
+    match = re.fullmatch(r"(\d+)\s*(MP)?", value, re.IGNORECASE)
+    if not match or int(match.group(1)) < 1:
+        raise UserError(f"{PIXELS_ENV_VAR}={value!r} is not a pixel count; set it to a whole number such as "
+                        f"40000000, or 40MP")
+    return int(match.group(1)) * (1_000_000 if match.group(2) else 1)
 
 
 class TooManyPixels(UserError):
@@ -28,7 +47,7 @@ class TooManyPixels(UserError):
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+def _jpeg_size(data: bytes) -> tuple[int, int, int] | None:
     pos = 2
     while pos + 9 < len(data):
         if data[pos] != 0xFF:
@@ -39,8 +58,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             continue
         length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return width, height
+            precision, height, width, components = struct.unpack(">BHHB", data[pos + 4:pos + 10])
+            return width, height, (2 if precision > 8 else 1) * (1 if components == 1 else 3)
         pos += 2 + length
     return None
 
@@ -51,7 +70,7 @@ def _jpeg_truncated(data: bytes) -> bool:
     return scan < 0 or data.find(b"\xff\xd9", scan) < 0
 
 
-def _webp_size(data: bytes) -> tuple[int, int] | None:
+def _webp_size(data: bytes) -> tuple[int, int] | None:  # decoded as BGR or BGRA
     chunk = data[12:16]
     if chunk == b"VP8X" and len(data) >= 30:
         return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
@@ -64,7 +83,8 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
+def _tiff_size(data: bytes) -> tuple[int, int, int] | None:
+    """Width, height and bytes per pixel (bits per sample x samples per pixel, TIFF's defaults 1 and 1)."""
     order = "<" if data[:2] == b"II" else ">"
     ifd = struct.unpack(order + "I", data[4:8])[0]
     if ifd + 2 > len(data):
@@ -75,59 +95,86 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
         entry = data[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
         if len(entry) < 12:
             return None
-        tag, kind = struct.unpack(order + "HH", entry[:4])
-        if tag in (256, 257):
+        tag, kind, values = struct.unpack(order + "HHI", entry[:8])
+        if tag in (256, 257, 277) or (tag == 258 and values * (2 if kind == 3 else 4) <= 4):  # inline values
             found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
-    return (found[256], found[257]) if len(found) == 2 else None
+        elif tag == 258:  # one bits-per-sample value per sample, stored elsewhere: the first stands for all
+            offset = struct.unpack(order + "I", entry[8:12])[0]
+            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), data[offset:offset + (2 if kind == 3 else 4)])[0]
+    if 256 not in found or 257 not in found:
+        return None
+    return found[256], found[257], -(-found.get(258, 1) // 8) * max(found.get(277, 1), 1)
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from the file header, or None if the format is not recognised."""
+def image_size(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, decoded bytes per pixel) read from the file header, or None if not recognised.
+
+    Bytes per pixel are what OpenCV's IMREAD_UNCHANGED makes of the file (palette and gray +
+    alpha PNGs come out as BGRA, 16-bit samples stay 16-bit); where the header leaves it open,
+    the largest it can be.
+    """
     try:
         if data[:8] == b"\x89PNG\r\n\x1a\n":
-            return struct.unpack(">II", data[16:24])
+            width, height, depth, color = struct.unpack(">IIBB", data[16:26])
+            return width, height, (2 if depth == 16 else 1) * {0: 1, 2: 3}.get(color, 4)
         if data[:2] == b"\xff\xd8":
             return _jpeg_size(data)
         if data[:6] in (b"GIF87a", b"GIF89a"):
-            return struct.unpack("<HH", data[6:10])
+            return (*struct.unpack("<HH", data[6:10]), 4)
         if data[:2] == b"BM":
             width, height = struct.unpack("<ii", data[18:26])
-            return abs(width), abs(height)
+            return abs(width), abs(height), 4
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            return _webp_size(data)
+            size = _webp_size(data)
+            return None if size is None else (*size, 4)
         if data[:4] in (b"II*\0", b"MM\0*"):
             return _tiff_size(data)
-        match = re.match(rb"P[1-6](?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)", data[:512])
+        match = re.match(rb"P([1-6])(?:\s+|#[^\n]*\n)+(\d+)(?:\s+|#[^\n]*\n)+(\d+)", data[:512])
         if match:
-            return int(match.group(1)), int(match.group(2))
+            return int(match.group(2)), int(match.group(3)), 2 * (3 if match.group(1) in b"36" else 1)
     except struct.error:
         return None
     return None
 
 
-def decode(data: bytes, label: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes (any OpenCV format) into uint8 gray/BGR/BGRA, within the pixel budget."""
+def decode(data: bytes, label: str, max_pixels: int | None = None) -> np.ndarray:
+    """Decode image bytes (any OpenCV format) into uint8 gray/BGR/BGRA, within the pixel and byte budget."""
+    max_pixels = pixel_budget() if max_pixels is None else max_pixels
     if not data:
         raise UserError(f"{label}: empty file")
     size = image_size(data)
     if size is None:
         raise UserError(f"{label}: not an image this tool reads (PNG, JPEG, GIF, BMP, WebP, TIFF, PNM)")
-    width, height = size
+    width, height, per_pixel = size
     if width * height > max_pixels:
-        raise TooManyPixels(f"{label}: {width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP "
-                        f"limit; resize it or raise --max-pixels")
+        raise TooManyPixels(f"{label}: {width}x{height} is {_pixels(width * height)}, over the {_pixels(max_pixels)} "
+                            f"limit; resize it or raise --max-pixels")
+    decoded, max_bytes = width * height * per_pixel, BYTES_PER_BUDGET_PIXEL * max_pixels
+    if decoded > max_bytes:
+        raise TooManyPixels(f"{label}: {width}x{height} at {per_pixel} bytes a pixel decodes to {decoded / 1e6:.0f} MB, "
+                            f"over the {max_bytes / 1e6:.0f} MB limit; save it as 8-bit or smaller, or raise --max-pixels")
     cut_jpeg = data[:2] == b"\xff\xd8" and _jpeg_truncated(data)
-    image = None if cut_jpeg else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image, complaint = None, ""
+    if not cut_jpeg:
+        with native_stderr.captured(replay_on_error=False) as decoder:  # libjpeg and libpng print to fd 2
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        complaint = decoder.text.strip().splitlines()[0] if decoder.text.strip() else ""
     if image is None or image.size == 0:
-        raise UserError(f"{label}: the image data is corrupt or truncated")
+        raise UserError(f"{label}: the image data is corrupt or truncated" + (f" ({complaint})" if complaint else ""))
+    if complaint:
+        print(f"warning: {label}: {complaint}; the digits read may be wrong", file=sys.stderr)
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        image = np.right_shift(image, 8, out=image).astype(np.uint8)
     elif image.dtype != np.uint8:
         image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     return image
 
 
-def read(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.0f} MP" if count >= 1_000_000 else f"{count:,} pixels"
+
+
+def read(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file; every problem is a one-line UserError naming the file."""
     path = Path(path)
     if not path.exists():
