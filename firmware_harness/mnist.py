@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import tokenize
@@ -134,7 +135,7 @@ def _read_npz(path: Path, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
                         arrays[key] = _read_npy(path, key, f)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"{path}: not a readable .npz file ({e}); download it again or check the path") from e
-    return {k: (v[..., 0] if v.ndim == 4 else v) for k, v in arrays.items()}
+    return {k: (v[..., 0] if v.ndim == 4 and v.shape[-1] == 1 else v) for k, v in arrays.items()}
 
 
 def _read_npy(path: Path, key: str, f) -> np.ndarray:
@@ -149,14 +150,23 @@ def _read_npy(path: Path, key: str, f) -> np.ndarray:
         raise UserError(f"{path}: '{key}' has a damaged .npy header; download the file again") from e
     if dtype.hasobject:
         raise UserError(f"{path}: '{key}' holds Python objects; only numeric arrays are accepted")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes > MAX_ARRAY_BYTES:
-        raise UserError(f"{path}: '{key}' would need {nbytes / 2**20:.0f} MiB; the limit is {MAX_ARRAY_BYTES >> 20} MiB")
+    nbytes = _declared_bytes(path, f"'{key}'", shape, dtype.itemsize)
     data = f.read(nbytes)
     if len(data) != nbytes:
         raise UserError(f"{path}: '{key}' is truncated ({len(data)} of {nbytes} bytes); download it again")
     order = "F" if fortran else "C"
     return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _declared_bytes(path: Path, what: str, shape: tuple, itemsize: int) -> int:
+    """The bytes a header's shape declares, refused before any read if a dimension is negative or the
+    total (in Python integers: no overflow) is over MAX_ARRAY_BYTES."""
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise UserError(f"{path}: {what} declares shape {tuple(shape)}, with a negative dimension; the file is corrupt")
+    nbytes = math.prod(shape) * itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise UserError(f"{path}: {what} declares {nbytes / 2**20:,.0f} MiB; the limit is {MAX_ARRAY_BYTES >> 20} MiB")
+    return nbytes
 
 
 def _idx_file(folder: Path, split: str, kind: str) -> Path:
@@ -198,9 +208,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
             if len(magic) != 4 or magic[:2] != b"\0\0" or magic[2] != 0x08 or magic[3] != ndim:
                 raise UserError(f"{path}: not an IDX file of unsigned bytes with {ndim} dimension(s)")
             dims = struct.unpack(f">{ndim}I", f.read(4 * ndim))
-            nbytes = int(np.prod(dims, dtype=np.int64))
-            if nbytes > MAX_ARRAY_BYTES:
-                raise UserError(f"{path}: header declares {nbytes / 2**20:.0f} MiB; the limit is {MAX_ARRAY_BYTES >> 20} MiB")
+            nbytes = _declared_bytes(path, "the header", dims, 1)
             data = f.read(nbytes)
             extra = f.read(1)
     except (OSError, EOFError, struct.error) as e:
