@@ -1,24 +1,38 @@
-"""Child process for `runtime.Model`: load the model bytes from stdin and run it at batch 1 and 2.
+"""Child process for `runtime.Model`: load the model bytes from stdin under a memory limit and run it.
 
-Exit 0 if that works, 2 with a one-line error if the interpreter refuses the file; a crash
-or a hang shows up in the parent as a signal or a timeout.
+    python -m firmware_harness.probe BACKEND MEMORY_BYTES BATCH LABEL
+
+Runs one image, then allocates for BATCH images (what predicting many will ask of the
+parent). Exit 0 if that works, 2 with a one-line error if the interpreter refuses the file
+or cannot allocate it within MEMORY_BYTES; a crash or a hang shows up in the parent as a
+signal or a timeout.
 """
 
+import resource
 import sys
 
 import numpy as np
 
 from firmware_harness.errors import UserError
-from firmware_harness.runtime import Model
+from firmware_harness.runtime import Model, Refused
 
 
 def main() -> int:
+    backend, limit, batch, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # heap and private mappings: a tensor arena
     try:
-        model = Model(sys.stdin.buffer.read(), backend=sys.argv[1], probe=False, name="probe")
-        for batch in (1, 2):
-            model.predict(np.zeros((batch, 28, 28), np.uint8))
-    except UserError as e:  # Model turns the interpreter's own errors into these
+        model = Model(sys.stdin.buffer.read(), backend=backend, probe=False, name="probe", label=label)
+        model.predict(np.zeros((1, 28, 28), np.uint8))
+        model.allocate(batch)
+    except Refused as e:  # the interpreter's own errors; under the limit, often a failed allocation
+        print(f"error: {e}, within a {limit >> 20} MiB memory limit", file=sys.stderr)
+        return 2
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"error: {label}: the model needs over {limit >> 20} MiB of memory to run; it is not a digit model",
+              file=sys.stderr)
         return 2
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -31,11 +32,18 @@ BACKENDS = {
 }
 MAX_MODEL_BYTES = 256 << 20
 BATCH = 1024  # images per invoke when predicting many
-# tflite-runtime 2.14's Python wrapper does not verify the flatbuffer and segfaults or hangs on
-# some malformed files that pass our reader; a file is first run in a child process there.
-PROBED_BACKENDS = {"tflite-runtime"}
-PROBE_TIMEOUT_S = 10
+# A model is first loaded and run in a child process with a memory limit: the file declares
+# its tensors' shapes, but the interpreter computes them at allocation (a RESIZE to 10000x10000
+# declared as 28x28 takes 7.6 GB there), and tflite-runtime 2.14's wrapper segfaults or hangs
+# on some malformed files that pass our reader. The shipped model is trusted (its card's sha256).
+PROBE_MEMORY_BYTES = 1 << 30  # the child's data limit, at batch 1 and at BATCH
+PROBE_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S_TENSORFLOW = 30.0  # the child imports TensorFlow first
 _probed: set[tuple[str, str]] = set()
+
+
+class Refused(UserError):
+    """The interpreter would not load, allocate or run the model."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +118,13 @@ class Model:
     """A digit classifier: float images in [0, 1] (or uint8 pixels) in, float logits out."""
 
     def __init__(self, source: str | os.PathLike | bytes, backend: str | None = None, threads: int | None = None,
-                 name: str | None = None, probe: bool = True):
+                 name: str | None = None, probe: bool = True, label: str | None = None):
         if isinstance(source, (bytes, bytearray)):
             self.content, self.path = bytes(source), None
         else:
             self.path = Path(source)
             self.content = read_model_bytes(self.path)
-        self.label = label = str(self.path) if self.path else "model bytes"
+        self.label = label = label or (str(self.path) if self.path else "model bytes")
         self.name = name or (self.path.stem if self.path else "model")
         try:
             self.info = tflite_file.parse(self.content)
@@ -125,19 +133,20 @@ class Model:
         _check_digit_model(self.info, label)
         self.backend = get_backend(backend)
         self.threads = threads
-        if probe and self.backend.name in PROBED_BACKENDS:
+        if probe and not _trusted(self.content):
             _probe_in_child(self.content, self.backend.name, label)
         try:
             with native_stderr.captured(replay_on_error=False):  # "INFO: Created ... XNNPACK delegate"
                 self._interp = self.backend.interpreter(model_content=self.content, num_threads=threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise UserError(f"{label}: the {self.backend.name} interpreter refused it ({_reason(e)})") from e
+            raise Refused(f"{label}: the {self.backend.name} interpreter refused it ({_reason(e)})") from e
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self.input = _spec(self._in)
         self.output = _spec(self._out)
-        self._batch = 1
+        self._batch = self.input.shape[0]
+        self._check_output(self._batch)
 
     @property
     def size_bytes(self) -> int:
@@ -163,20 +172,34 @@ class Model:
             return raw.astype(np.float32, copy=False)
         return (raw.astype(np.float32) - self.output.zero_point) * self.output.scale
 
-    def _resize(self, n: int) -> None:
+    def allocate(self, n: int) -> None:
+        """Make room for a batch of n images (what `predict` does before each batch)."""
         if n != self._batch:
-            self._interp.resize_tensor_input(self._in["index"], [n, *self.input.shape[1:]])
-            self._interp.allocate_tensors()
+            try:
+                self._interp.resize_tensor_input(self._in["index"], [n, *self.input.shape[1:]])
+                self._interp.allocate_tensors()
+            except (ValueError, RuntimeError) as e:
+                raise Refused(f"{self.label}: the {self.backend.name} interpreter cannot allocate it for {n} images "
+                              f"({_reason(e)})") from e
             self._batch = n
+            self._check_output(n)
+
+    def _check_output(self, n: int) -> None:
+        """Refuse a model whose output, as the interpreter computed it, is not n x 10 scores (the file may say otherwise)."""
+        computed = tuple(int(d) for d in self._interp.get_output_details()[0]["shape"])
+        if computed != (n, 10):
+            declared = list(self.info.tensors[self.info.outputs[0]].shape)
+            raise UserError(f"{self.label}: the model computes output shape {list(computed)} for {n} image(s), "
+                            f"not [{n}, 10] as a digit model must (its file declares {declared})")
 
     def invoke_quantized(self, xq: np.ndarray) -> np.ndarray:
         """One invoke on an already-quantized batch; returns the raw output tensor."""
+        self.allocate(len(xq))
         try:
-            self._resize(len(xq))
             self._interp.set_tensor(self._in["index"], xq)
             self._interp.invoke()
         except (ValueError, RuntimeError) as e:  # a damaged file the interpreter loaded but cannot run
-            raise UserError(f"{self.label}: the {self.backend.name} interpreter cannot run it ({_reason(e)})") from e
+            raise Refused(f"{self.label}: the {self.backend.name} interpreter cannot run it ({_reason(e)})") from e
         return self._interp.get_tensor(self._out["index"])
 
     def predict(self, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
@@ -188,19 +211,39 @@ class Model:
         return np.concatenate(chunks)
 
 
+def _trusted(content: bytes) -> bool:
+    """A model already probed in this process, or the shipped one (the sha256 on its card)."""
+    digest = hashlib.sha256(content).hexdigest()
+    return any(key[0] == digest for key in _probed) or digest == _shipped_sha256()
+
+
+@cache
+def _shipped_sha256() -> str | None:
+    try:
+        from importlib import resources
+
+        card = resources.files("edgedigits.pretrained").joinpath("edgedigits_int8.json").read_text(encoding="utf-8")
+    except (ImportError, OSError):
+        return None
+    return json.loads(card).get("sha256")
+
+
 def _probe_in_child(content: bytes, backend: str, label: str) -> None:
-    """Load and run the model once in a child process, so a crash or hang there cannot take this one down."""
+    """Load and run the model once in a child process with a memory limit, so that a crash, a hang or
+    a model whose computed tensors need gigabytes cannot take this one down."""
     key = (hashlib.sha256(content).hexdigest(), backend)
     if key in _probed:
         return
-    command = [sys.executable, "-m", "firmware_harness.probe", backend]
+    command = [sys.executable, "-m", "firmware_harness.probe", backend, str(PROBE_MEMORY_BYTES), str(BATCH), label]
+    timeout = PROBE_TIMEOUT_S_TENSORFLOW if backend == "tensorflow" else PROBE_TIMEOUT_S
     try:
-        result = subprocess.run(command, input=content, capture_output=True, timeout=PROBE_TIMEOUT_S)
+        result = subprocess.run(command, input=content, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        raise UserError(f"{label}: the {backend} interpreter hangs on this file; it is malformed") from e
+        raise UserError(f"{label}: the {backend} interpreter takes over {timeout:.0f} s to load and run it once; "
+                        f"this is not a digit model") from e
     if result.returncode < 0:
-        raise UserError(f"{label}: the {backend} interpreter crashes on this file (signal {-result.returncode}); "
-                        f"it is malformed")
+        raise UserError(f"{label}: the {backend} interpreter crashes on this file (signal {-result.returncode}), "
+                        f"or it needs over {PROBE_MEMORY_BYTES >> 20} MiB to run; it is malformed")
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         raise UserError(lines[-1].removeprefix("error: ") if lines else f"{label}: the model failed its trial run")
