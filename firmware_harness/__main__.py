@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from firmware_harness import atomic, mnist
-from firmware_harness.errors import Interrupted, UserError, WorkError
+from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
 from firmware_harness.runtime import BACKENDS
 
 
@@ -119,7 +119,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             shown = " ".join(f"{c:.2f}" for c in reading.confidences)
             print(f"{path}: {reading.digits or '(no digits)'}" + (f"  ({shown})" if shown else ""), flush=True)
-    return 1 if failed else 0
+    return 2 if failed else 0  # a file that could not be read is bad input
 
 
 def cmd_camera(args: argparse.Namespace) -> int:
@@ -197,9 +197,9 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
 
 def _positive(args: argparse.Namespace) -> None:
     if getattr(args, "max_pixels", 0) is None:
-        from firmware_harness.images import MAX_PIXELS
+        from firmware_harness.images import pixel_budget
 
-        args.max_pixels = MAX_PIXELS
+        args.max_pixels = pixel_budget()
     for name in ("threads", "runs", "instances", "limit", "max_pixels", "max_frames", "smooth", "work_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -214,6 +214,7 @@ def _raise_interrupted(signum, frame):
 
 def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness") -> int:
     """Run one harness command; errors are one line on stderr with exit code 2 (input) or 1 (work)."""
+    printable_streams()
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, _raise_interrupted)

@@ -21,3 +21,12 @@ class Interrupted(BaseException):
     """
 
     exit_code = 130
+
+
+def printable_streams() -> None:
+    """Print what cannot be encoded (a file name that is not UTF-8) with backslash escapes instead of failing."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")

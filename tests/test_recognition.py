@@ -160,7 +160,7 @@ def test_predict_json_one_line_per_image_and_errors_per_file(image_folder, shipp
     started = time.perf_counter()
     result = run_cli("predict", str(folder), "--json", "--model", str(shipped_model))
     assert time.perf_counter() - started < 60
-    assert result.returncode == 1, "bad files make the exit code 1 at the end"
+    assert result.returncode == 2, "files that cannot be read make the exit code 2 (bad input) at the end"
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     by_name = {line["path"].rsplit("/", 1)[-1]: line for line in lines}
     assert set(by_name) == set(truth) | {"blank.png"}
@@ -177,7 +177,7 @@ def test_predict_json_one_line_per_image_and_errors_per_file(image_folder, shipp
 
 def test_predict_missing_path_and_model(tmp_path):
     result = run_cli("predict", str(tmp_path / "nope.png"))
-    assert result.returncode == 1 and "no such file" in result.stderr
+    assert result.returncode == 2 and "no such file" in result.stderr
     result = run_cli("predict", str(tmp_path), "--model", str(tmp_path / "m.tflite"))
     assert_one_line_error(result, 2, "model not found")
 
