@@ -125,13 +125,20 @@ def float_model(plan: ExportPlan, splits: data.Splits, run_dir: Path):
 
 
 def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
-    """Run the chain and write artifacts to `out_dir`; returns one card per exported file."""
-    from edgedigits import train
+    """Run the chain and write artifacts to `out_dir`; returns one card per exported file.
 
+    The run folder is locked meanwhile: a second export of the same recipe is refused, not interleaved."""
     plan.validate()
     out_dir = atomic.ensure_dir(out_dir)
     started = time.perf_counter()
-    run_dir = run_folder(plan, splits, out_dir)
+    run_dir = atomic.ensure_dir(run_folder(plan, splits, out_dir))
+    with atomic.folder_lock(run_dir):
+        return _run(plan, splits, out_dir, run_dir, started)
+
+
+def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, started: float) -> list[dict]:
+    from edgedigits import train
+
     timings = {}
 
     _stage("1/4 train", f"{plan.model} float model in {run_dir}")

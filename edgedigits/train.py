@@ -124,14 +124,18 @@ class _EpochCheckpoint(keras.callbacks.Callback):
             self.state["history"].setdefault(key, []).append(float(value))
         val_loss = float(logs.get("val_loss", math.inf))
         if val_loss < self.state["best_val_loss"]:
-            self.state.update(best_val_loss=val_loss, best_epoch=epoch + 1, wait=0)
-            with atomic.atomic_path(self.stage_dir / "best_weights.h5") as tmp:
+            best = f"best_weights-{epoch + 1}.h5"  # a new name per epoch: state.json picks the set's members
+            self.state.update(best_val_loss=val_loss, best_epoch=epoch + 1, wait=0, best_weights=best)
+            with atomic.atomic_path(self.stage_dir / best) as tmp:
                 self.model.save_weights(str(tmp), save_format="h5")
         else:
             self.state["wait"] += 1
         self.state["epoch"] = epoch + 1
         self.state["checkpoint"] = Path(self.manager.save(checkpoint_number=epoch + 1)).name  # the folder may move
-        atomic.write_json(self.stage_dir / "state.json", self.state)  # written last: names a finished checkpoint
+        atomic.write_json(self.stage_dir / "state.json", self.state)  # written last: names a finished checkpoint set
+        for old in self.stage_dir.glob("best_weights-*.h5"):  # what state.json no longer names
+            if old.name != self.state.get("best_weights"):
+                old.unlink(missing_ok=True)
         if _out_of_patience(self.state, self.patience, self.patience_from):
             self.model.stop_training = True
 
@@ -186,8 +190,9 @@ def fit_resumable(
             print(f"\n[{label}] stopped during epoch {state['epoch'] + 1}; {state['epoch']} finished epoch(s) "
                   f"are saved in {stage_dir}; run the same command again to continue", file=sys.stderr)
             raise
-    if patience is not None and (stage_dir / "best_weights.h5").exists():
-        model.load_weights(str(stage_dir / "best_weights.h5"))
+    best = stage_dir / state.get("best_weights", "best_weights.h5")  # the older name, for runs made before
+    if patience is not None and best.exists():
+        model.load_weights(str(best))
     state["done"] = True
     atomic.write_json(state_file, state)
     return state
@@ -206,6 +211,11 @@ def train(recipe: Recipe, splits: data.Splits, out_dir: str | Path) -> TrainResu
     """Train `recipe.model` on `splits`, write the run folder, return the best model and its figures."""
     recipe.validate()
     out_dir = atomic.ensure_dir(out_dir)
+    with atomic.folder_lock(out_dir):
+        return _train(recipe, splits, out_dir)
+
+
+def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
     seed_everything(recipe.seed)
     started = time.perf_counter()
     model = models.create_model(recipe.model, **recipe.model_kwargs)

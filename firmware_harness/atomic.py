@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +33,13 @@ def ensure_dir(path: str | os.PathLike) -> Path:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
 
-    The temporary name keeps the final suffix, for writers that choose a format by it.
+    The temporary name keeps the final suffix, for writers that choose a format by it, and
+    holds the writer's process id, so that one left by a killed process is removed next time.
     """
     path = Path(path)
     folder = ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
+    _remove_orphans(folder, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -42,6 +48,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _remove_orphans(folder: Path, path: Path) -> None:
+    """Remove temporary files for `path` whose writing process no longer runs (killed with -9)."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp{re.escape(path.suffix)}")
+    for candidate in folder.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        match = pattern.fullmatch(candidate.name)
+        if match and not _running(int(match.group(1))) and candidate.is_file() and not candidate.is_symlink():
+            candidate.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _umask() -> int:
@@ -65,3 +90,40 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write `obj` as indented JSON."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+LOCK_FILE = ".lock"
+_held: set[Path] = set()
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold `folder`'s lock file while a command writes there; a second process is refused with who holds it.
+
+    Re-entrant within a process (export's chain trains in the folder it has locked); the lock is
+    the kernel's (flock), so a killed holder releases it.
+    """
+    import fcntl
+
+    folder = ensure_dir(folder).resolve()
+    if folder in _held:
+        yield folder
+        return
+    lock_path = folder / LOCK_FILE
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"{folder} is in use by {holder}; wait for it to finish, or use another output folder") \
+                from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({' '.join(sys.argv[:2])}, since {time.strftime('%H:%M:%S')})\n")
+        handle.flush()
+        _held.add(folder)
+        try:
+            yield folder
+        finally:
+            _held.discard(folder)

@@ -24,10 +24,13 @@ import numpy as np
 
 from firmware_harness import atomic, images
 from firmware_harness.errors import Interrupted, UserError
-from firmware_harness.preprocess import find_digits
+from firmware_harness.preprocess import TooManyMarks, find_digits
 from firmware_harness.recognize import Reading, classify
 from firmware_harness.runtime import Model
 
+# FFmpeg prints a line per damaged packet straight to stderr ("partial file"); the loop says
+# what matters in one line of its own. Read by OpenCV when it first opens a video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 OPEN_TIMEOUT_S = 5.0
 READ_RETRIES = 5
 STAGES = ("capture", "preprocess", "inference", "draw")
@@ -40,6 +43,7 @@ class FrameSource:
         self.source = source
         self.frames_read = 0
         self._files: list[Path] | None = None
+        self.current_file: Path | None = None  # the image a frame from a folder came from
         self._capture = None
         self._picamera = None
         self.fps = 30.0
@@ -72,16 +76,28 @@ class FrameSource:
 
     def read(self) -> np.ndarray | None:
         if self._files is not None:
-            if self.frames_read >= len(self._files):
-                return None
-            frame = images.read(self._files[self.frames_read])
-        elif self._picamera is not None:
+            return self._read_file()
+        if self._picamera is not None:
             frame = self._picamera.capture_array()
         else:
             frame = self._read_capture()
         if frame is not None:
             self.frames_read += 1
         return frame
+
+    def _read_file(self) -> np.ndarray | None:
+        """The next image of the folder that reads; one that does not is skipped with a one-line warning."""
+        while self._files:
+            path = self._files.pop(0)
+            try:
+                frame = images.read(path)
+            except UserError as e:
+                print(f"warning: skipped {e}", file=sys.stderr)
+                continue
+            self.frames_read += 1
+            self.current_file = path
+            return frame
+        return None
 
     def _read_capture(self) -> np.ndarray | None:
         for attempt in range(READ_RETRIES):
@@ -183,7 +199,11 @@ def run(model: Model, source: str, settings: LoopSettings) -> dict:
                 if frame is None:
                     break
                 t1 = clock()
-                found = find_digits(frame, settings.work_size)
+                try:
+                    found = find_digits(frame, settings.work_size)
+                except TooManyMarks as e:
+                    print(f"warning: frame {len(frame_ns)}: {e}", file=sys.stderr)
+                    found = []
                 t2 = clock()
                 reading = classify(model, found)
                 t3 = clock()
@@ -202,7 +222,9 @@ def run(model: Model, source: str, settings: LoopSettings) -> dict:
                         cleanup.callback(writer.release)  # runs before the rename
                     writer.write(overlay)
                 if settings.json_lines:
-                    print(json.dumps({"frame": len(frame_ns) - 1, **reading.as_json(), "stable": stable}), flush=True)
+                    origin = {"file": str(frames.current_file)} if frames.current_file else {}
+                    print(json.dumps({"frame": len(frame_ns) - 1, **origin, **reading.as_json(), "stable": stable}),
+                          flush=True)
                 if show:
                     cv2.imshow("edgedigits", overlay)
                     if cv2.waitKey(1) & 0xFF == ord("q"):
