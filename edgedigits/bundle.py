@@ -2,13 +2,15 @@
 
 Holds the models (with their cards), the MNIST test set compressed, the firmware_harness
 package, requirements for Raspberry Pi OS (64-bit: LiteRT; 32-bit: tflite-runtime) and
-`run.sh`, which makes a virtual environment, installs them and runs the bench.
+`run.sh`, which makes a virtual environment, installs them and runs the bench, and a README
+that says how to run `predict` and `camera` there. A marker file lists what the bundle wrote, so
+that a second bundle into the folder replaces exactly those files and no others.
 """
 
 from __future__ import annotations
 
 import io
-import shutil
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ REQUIREMENTS = {
     ),
 }
 RUN_SH = """#!/usr/bin/env bash
-# Benchmark the models in this folder on this device (Raspberry Pi OS Bookworm, or any Linux).
+# Benchmark the models in this folder on this device (Raspberry Pi OS, or any Linux).
 # Usage: ./run.sh [extra bench options, e.g. --threads 4]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,42 +40,111 @@ case "$(uname -m)" in
   *) echo "error: no TFLite wheels known for $(uname -m)" >&2; exit 2 ;;
 esac
 if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet -r "$requirements"
+  # Made in .venv.partial and renamed when the install has finished: a failed install (a flaky
+  # network) leaves no half-made .venv, and the next run starts it again.
+  rm -rf .venv.partial
+  python3 -m venv .venv.partial
+  if ! .venv.partial/bin/pip install --quiet -r "$requirements"; then
+    rm -rf .venv.partial
+    echo "error: pip install -r $requirements failed (see above); check the network and run ./run.sh again" >&2
+    exit 1
+  fi
+  mv .venv.partial .venv
 fi
 mkdir -p results
 .venv/bin/python -m firmware_harness bench models/*.tflite --data data/mnist_test.npz \\
   --json results/bench.json --markdown results/bench.md "$@"
 echo "wrote results/bench.json and results/bench.md"
 """
+README = """# edgedigits bundle
+
+Copy this folder to the device and run, in it:
+
+    ./run.sh                      # makes .venv (first time), benchmarks models/*.tflite on data/
+    ./run.sh --threads 4          # any `bench` option
+
+After the first run, `.venv` has the harness's runtime, so the other device commands work too:
+
+    .venv/bin/python -m firmware_harness predict photo.jpg --model models/{model}
+    .venv/bin/python -m firmware_harness camera --source 0 --model models/{model} --headless
+    .venv/bin/python -m firmware_harness camera --source picamera --model models/{model}
+
+Results are in results/bench.json and results/bench.md. `{marker}` lists the files the bundle
+wrote; `edgedigits bundle` replaces only those when run into this folder again.
+"""
+MARKER = ".edgedigits-bundle.json"
 
 
 def build(out_dir: Path, models: list[Path], data: Path | None = None) -> Path:
-    """Write the bundle into `out_dir` (created; existing files of the same names are replaced)."""
-    for model in models:
-        if not model.is_file():
-            raise UserError(f"model not found: {model}")
+    """Write the bundle into `out_dir`: a new or empty folder, or an earlier bundle, whose files (and only
+    those, as its marker lists them) are replaced; any other file in it is left as it is."""
+    _check_models(models)
     source = mnist.locate(data)
     if source is None:
         raise UserError(f"no MNIST found for the bundle's test set: pass --data PATH or set {mnist.ENV_VAR}")
     test = mnist.load(source, splits=("test",))
     out_dir = atomic.ensure_dir(out_dir)
+    earlier = _earlier_files(out_dir)
+    files: dict[str, bytes] = {}
     for model in models:
-        atomic.write_bytes(out_dir / "models" / model.name, model.read_bytes())
+        files[f"models/{model.name}"] = model.read_bytes()
         card = model.with_suffix(".json")
         if card.is_file():
-            atomic.write_bytes(out_dir / "models" / card.name, card.read_bytes())
+            files[f"models/{card.name}"] = card.read_bytes()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, x_test=test.x_test, y_test=test.y_test)
-    atomic.write_bytes(out_dir / "data" / "mnist_test.npz", buffer.getvalue())
-    package = Path(firmware_harness.__file__).parent
-    target = out_dir / "firmware_harness"
-    if target.exists():
-        shutil.rmtree(target)
-    for path in sorted(package.glob("*.py")):
-        atomic.write_bytes(target / path.name, path.read_bytes())
+    files["data/mnist_test.npz"] = buffer.getvalue()
+    for path in sorted(Path(firmware_harness.__file__).parent.glob("*.py")):
+        files[f"firmware_harness/{path.name}"] = path.read_bytes()
     for name, text in REQUIREMENTS.items():
-        atomic.write_text(out_dir / name, text)
-    run = atomic.write_text(out_dir / "run.sh", RUN_SH)
-    run.chmod(0o755)
+        files[name] = text.encode()
+    files["run.sh"] = RUN_SH.encode()
+    files["README.md"] = README.format(model=models[0].name, marker=MARKER).encode()
+    for name in files:
+        _refuse_links(out_dir, name)
+    for name in sorted(earlier - set(files)):  # an earlier bundle's models that this one does not hold
+        _refuse_links(out_dir, name)
+        (out_dir / name).unlink(missing_ok=True)
+    atomic.write_json(out_dir / MARKER, {"files": sorted(files)})  # first: a crash below leaves a bundle to redo
+    for name, content in files.items():
+        atomic.write_bytes(out_dir / name, content)
+    (out_dir / "run.sh").chmod(0o755)
     return out_dir
+
+
+def _check_models(models: list[Path]) -> None:
+    names: dict[str, Path] = {}
+    for model in models:
+        if not model.is_file():
+            raise UserError(f"model not found: {model}")
+        if model.name in names:
+            raise UserError(f"two models are named {model.name} ({names[model.name]} and {model}); "
+                            f"a bundle keeps models by name: copy one to another name first")
+        names[model.name] = model
+
+
+def _earlier_files(out_dir: Path) -> set[str]:
+    """The files an earlier bundle wrote here (its marker), or nothing for an empty folder; refuse any other."""
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        if any(out_dir.iterdir()):
+            raise UserError(f"{out_dir} already holds files and is not an edgedigits bundle; "
+                            f"choose a new or empty folder for --out")
+        return set()
+    try:
+        listed = json.loads(marker.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{marker} is damaged; choose a new or empty folder for --out") from e
+    safe = {name for name in listed if isinstance(name, str) and ".." not in Path(name).parts
+            and not Path(name).is_absolute()}
+    return safe
+
+
+def _refuse_links(out_dir: Path, name: str) -> None:
+    """Refuse to write through a symlink inside the bundle folder (it could point anywhere)."""
+    path = out_dir
+    for part in Path(name).parts:
+        path = path / part
+        if path.is_symlink():
+            raise UserError(f"{path} is a symbolic link; the bundle writes only inside {out_dir}: remove the link "
+                            f"or choose another --out")
