@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgedigits import DEFAULT_MODEL
-from firmware_harness.errors import Interrupted, UserError, WorkError
+from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
 
 app = typer.Typer(
     add_completion=False,
@@ -148,7 +148,11 @@ def _harness(command: str, ctx: typer.Context) -> None:
     """Run a `python -m firmware_harness` command with this command's arguments (options defined there, once)."""
     from firmware_harness.__main__ import main as harness_main
 
-    raise typer.Exit(harness_main([command, *ctx.args], prog="edgedigits"))
+    args = list(ctx.args)
+    after = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []  # click drops the "--" itself
+    if after and args[len(args) - len(after):] == after:
+        args.insert(len(args) - len(after), "--")
+    raise typer.Exit(harness_main([command, *args], prog="edgedigits"))
 
 
 @app.command(context_settings=_FORWARD, add_help_option=False)
@@ -208,14 +212,18 @@ def serve(
     model: Annotated[Optional[Path], typer.Option(help=".tflite model [default: the shipped model].")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow [default: the first that imports].")] = None,
+    threads: Annotated[int, typer.Option(help="Interpreter threads per worker.")] = 1,
 ) -> None:
-    """Web page to draw or upload digits, and POST /predict (needs the web extra)."""
+    """Web page to draw or upload digits, POST /predict and GET /health (needs the web extra)."""
     from edgedigits import serve as serve_mod
 
     path = model or default_model()
     if not path.is_file():
         raise UserError(f"model not found: {path}")
-    serve_mod.serve(path, host, port)
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1 (got {threads})")
+    serve_mod.serve(path, host, port, backend=backend, threads=threads)
 
 
 def default_model() -> Path:
@@ -230,6 +238,7 @@ def default_model() -> Path:
 
 def main() -> None:
     """Entry point: one-line errors (exit 2 for bad input, 1 for failed work), no traceback unless --debug."""
+    printable_streams()
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")

@@ -1,18 +1,32 @@
 """`edgedigits serve`: a web page to draw or upload digits, and `POST /predict`. No TensorFlow.
 
 The page sends the image bytes as the request body (a drawn canvas as PNG, or the
-dropped/uploaded file). `POST /predict` answers exactly what `edgedigits predict --json`
-prints for the image; `?details=1` adds the 28x28 crops the model saw (PNG, base64) and
-the server-side latency. Uploads are limited in bytes (checked while reading), in pixels
-(checked from the header before decoding) and in content type; nothing from a request is
-written to disk. Bound to 127.0.0.1 unless told otherwise.
+dropped/uploaded file); `curl --data-binary @x.png` and `curl -F file=@x.png` work too.
+`POST /predict` answers exactly what `edgedigits predict --json` prints for the image;
+`?details=1` adds the 28x28 crops the model saw (PNG, base64) and the server-side latency.
+`GET /health` answers `{"status": "ok", "model", "backend"}` without touching the model.
+
+One request cannot stall the others: recognition runs in a bounded pool of worker
+threads (one interpreter each), never on the event loop, and a request that finds the pool
+and its queue full gets 503 with Retry-After. Uploads are limited in bytes (checked while
+reading), in time (a body must arrive within BODY_TIMEOUT_S), in pixels and decoded bytes
+(checked from the header before decoding) and in content type; connections are limited in
+number and the server's own log lines in rate. Nothing from a request is written to disk.
+Bound to 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
+import os
+import resource
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from email.parser import BytesParser
+from email.policy import HTTP
 from importlib import resources
 from pathlib import Path
 
@@ -20,27 +34,64 @@ import cv2
 
 from firmware_harness import images, recognize
 from firmware_harness.errors import UserError
+from firmware_harness.preprocess import TooManyMarks
 from firmware_harness.runtime import Model
 
 MAX_UPLOAD_BYTES = 10 << 20
 MAX_PIXELS = 16_000_000
-ACCEPTED_TYPES = ("image/", "application/octet-stream")
+RAW_TYPES = ("image/", "application/octet-stream", "application/x-www-form-urlencoded")  # the last: curl --data-binary
+FORM_TYPE = "multipart/form-data"  # curl -F file=@x.png, an HTML form
+BODY_TIMEOUT_S = 10.0  # a client must send its whole upload within this
+QUEUED_PER_WORKER = 4  # requests that may wait for each worker before the server answers 503
+MAX_CONNECTIONS = 2048  # uvicorn answers 503 beyond this many open connections
+KEEP_ALIVE_S = 5
+LOG_LINES_PER_S = 5
 
 
 class TooLarge(Exception):
     pass
 
 
-def create_app(model_path: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS):
+class _Recognizer:
+    """A pool of worker threads, each with its own interpreter (they are not thread-safe)."""
+
+    def __init__(self, model_path: Path, backend: str | None, threads: int, workers: int):
+        self.model = Model(model_path, backend=backend, threads=threads)  # checks the file once, here
+        self._settings = (model_path, backend, threads)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recognize")
+        self._slots = threading.BoundedSemaphore(workers * (1 + QUEUED_PER_WORKER))
+
+    def try_acquire(self) -> bool:
+        return self._slots.acquire(blocking=False)
+
+    async def read(self, body: bytes, name: str, max_pixels: int) -> recognize.Reading:
+        """Decode and read an upload on a worker thread; the caller holds a slot (released here)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._read, body, name, max_pixels)
+        finally:
+            self._slots.release()
+
+    def _read(self, body: bytes, name: str, max_pixels: int) -> recognize.Reading:
+        model = getattr(self._local, "model", None)
+        if model is None:
+            path, backend, threads = self._settings
+            model = self._local.model = Model(path, backend=backend, threads=threads)
+        return recognize.read(model, images.decode(body, name, max_pixels=max_pixels))
+
+
+def create_app(model_path: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
+               backend: str | None = None, threads: int = 1, workers: int | None = None):
     """The Starlette application serving `model_path`."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
 
-    model = Model(model_path)
-    lock = threading.Lock()  # one interpreter, and it is not thread-safe
+    recognizer = _Recognizer(model_path, backend, threads, workers or os.cpu_count() or 1)
+    model = recognizer.model
     page = resources.files("edgedigits.web").joinpath("index.html").read_text(encoding="utf-8")
+    page = page.replace("{{model}}", model_path.name)
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -50,23 +101,30 @@ def create_app(model_path: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: 
 
     async def predict(request: Request) -> JSONResponse:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not kind.startswith(ACCEPTED_TYPES):
-            return _error(415, f"send the image itself as the body (Content-Type image/png, image/jpeg, ...), not {kind or 'nothing'}")
+        if not kind.startswith((*RAW_TYPES, FORM_TYPE)):
+            return _error(415, f"send the image itself as the body (Content-Type image/png, image/jpeg, ...) or as "
+                               f"a multipart form field, not {kind or 'nothing'}")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             return _error(413, f"{int(declared) >> 20} MiB is over the {max_bytes >> 20} MiB upload limit")
         try:
-            body = await _read_limited(request, max_bytes)
+            body = await asyncio.wait_for(_read_limited(request, max_bytes), BODY_TIMEOUT_S)
         except TooLarge:
             return _error(413, f"the upload is over the {max_bytes >> 20} MiB limit")
+        except asyncio.TimeoutError:
+            return _error(408, f"the upload did not arrive within {BODY_TIMEOUT_S:.0f} s")
         name = request.query_params.get("name", "upload")
+        if kind == FORM_TYPE:
+            body, name = _form_file(request.headers["content-type"], body, name)
         started = time.perf_counter()
+        if not recognizer.try_acquire():
+            return _error(503, "the server is busy reading other images; try again in a second", {"Retry-After": "1"})
         try:
-            image = images.decode(body, name, max_pixels=max_pixels)
-            with lock:
-                reading = recognize.read(model, image)
+            reading = await recognizer.read(body, name, max_pixels)
         except images.TooManyPixels as e:
             return _error(413, str(e))
+        except TooManyMarks as e:
+            return _error(422, str(e))
         except UserError as e:
             return _error(400, str(e))
         answer = {"path": name, **reading.as_json()}
@@ -88,10 +146,20 @@ async def _read_limited(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _error(status: int, message: str):
+def _form_file(content_type: str, body: bytes, name: str) -> tuple[bytes, str]:
+    """The first file (or, failing that, the first field) of a multipart/form-data body, and its file name."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    parts = list(message.iter_parts()) if message.is_multipart() else []
+    chosen = next((p for p in parts if p.get_filename()), parts[0] if parts else None)
+    if chosen is None:
+        return b"", name
+    return chosen.get_payload(decode=True) or b"", chosen.get_filename() or name
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None):
     from starlette.responses import JSONResponse
 
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _png_base64(crop) -> str:
@@ -99,12 +167,46 @@ def _png_base64(crop) -> str:
     return base64.b64encode(png.tobytes()).decode("ascii") if ok else ""
 
 
-def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+class _RateLimit(logging.Filter):
+    """Let through at most `per_second` records a second, and say how many were dropped."""
+
+    def __init__(self, per_second: int):
+        super().__init__()
+        self.per_second, self.window, self.count, self.dropped = per_second, 0, 0, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = int(time.monotonic())
+        if now != self.window:
+            if self.dropped:
+                record.msg = f"({self.dropped} log lines dropped in the last second) {record.msg}"
+            self.window, self.count, self.dropped = now, 0, 0
+        self.count += 1
+        if self.count > self.per_second:
+            self.dropped += 1
+            return False
+        return True
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Room for MAX_CONNECTIONS sockets: the usual soft limit of 1,024 files is less (up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, backend: str | None = None,
+          threads: int = 1) -> None:
     """Run the server until Ctrl-C."""
     try:
         import uvicorn
     except ImportError as e:
         raise UserError("the web demo needs its extra: pip install 'edgedigits[web]'") from e
-    app = create_app(model_path)
+    app = create_app(model_path, backend=backend, threads=threads)
+    _raise_open_files_limit(MAX_CONNECTIONS + 256)
+    limit = _RateLimit(LOG_LINES_PER_S)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+        logging.getLogger(name).addFilter(limit)
     print(f"edgedigits: http://{host}:{port}/  (model {model_path.name}; Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=MAX_CONNECTIONS,
+                timeout_keep_alive=KEEP_ALIVE_S, backlog=MAX_CONNECTIONS)
