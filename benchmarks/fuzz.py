@@ -1,6 +1,6 @@
 """Mutation fuzzing of every input the tool reads: .tflite models, images, npz/IDX data, videos.
 
-    python benchmarks/fuzz.py [--cases 1000] [--kinds tflite,image,npz,idx,video] [--seed 0]
+    python benchmarks/fuzz.py [--cases 1000] [--kinds tflite,image,npz,idx,video] [--semantic KIND,...] [--seed 0]
 
 Each case mutates a real file (truncation, bit flips, random byte runs, scattered bytes)
 and feeds it to the loader a user would hit (Model + predict, image decode + digit
@@ -8,6 +8,10 @@ finding, MNIST loading, video capture + reading). Cases run in a child process w
 this one: a case must end in a result or a one-line UserError; a dead child counts as a
 crash, a case over 15 s as a hang, and the run continues after it. Results:
 benchmarks/results/fuzz.json and .md (fuzz_<backend>.* on another runtime stack). tests/test_fuzz.py runs the same code, fewer cases.
+
+The semantic kinds are crafted files that are valid (benchmarks/hostile.py: grids of marks,
+a 16-bit 40-MP PNG, header bombs, a model whose shapes are computed huge, a model whose
+output lies about its shape); each is run once, with its wall time and peak RSS.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import hostile
 from firmware_harness.runtime import PROBE_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +118,9 @@ def make_seeds(folder: Path) -> dict[str, Path]:
             "npz": folder / "seed.npz", "idx": idx / "train-images-idx3-ubyte", "video": folder / "seed.mp4"}
 
 
-def run_case(kind: str, path: Path) -> str:
-    """Feed one (mutated) file to its loader; 'ok' or 'refused'. Anything else escapes as a bug."""
+def run_case(kind: str, path: Path) -> tuple[str, str]:
+    """Feed one (mutated) file to its loader; ('ok', '') or ('refused', the one-line error). Anything else
+    escapes as a bug."""
     import numpy as np
 
     from firmware_harness import camera, images, mnist, preprocess
@@ -135,8 +141,8 @@ def run_case(kind: str, path: Path) -> str:
             source.close()
     except UserError as e:
         assert "\n" not in str(e), "errors are one line"
-        return "refused"
-    return "ok"
+        return "refused", str(e)
+    return "ok", ""
 
 
 CHILD = """
@@ -149,7 +155,18 @@ data = seed_path.read_bytes()
 for case in range(start, stop):
     target = work / seed_path.name
     target.write_bytes(mutate_file(kind, data, random.Random(seed * 1_000_003 + case)))
-    print(case, run_case(kind, target), flush=True)
+    print(case, run_case(kind, target)[0], flush=True)
+"""
+
+SEMANTIC_CHILD = """
+import json, resource, sys
+from pathlib import Path
+sys.path.insert(0, {bench!r})
+from fuzz import run_case
+result, message = run_case(sys.argv[1], Path(sys.argv[2]))
+own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))  # this exec only
+peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({{"result": result, "message": message, "peak_rss_mib": round(peak / 1024, 1)}}), flush=True)
 """
 
 
@@ -198,30 +215,62 @@ def fuzz(kind: str, seed_path: Path, cases: int, seed: int, work: Path) -> dict:
     return {"kind": kind, "cases": cases, **counts, "failures": failures[:20]}
 
 
+def semantic(kind: str, work: Path) -> dict:
+    """Build one crafted input (benchmarks/hostile.py) and feed it to its loader in a child: the result, the
+    wall time and the peak RSS of the child and of any process it started (the model probe)."""
+    loader, build = hostile.SEMANTIC[kind]
+    folder = work / kind
+    folder.mkdir(exist_ok=True)
+    path = build(folder)
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", SEMANTIC_CHILD.format(bench=str(ROOT / "benchmarks")), loader,
+                              str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = child.communicate(timeout=CASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        row = {"result": "hang", "message": f"over {CASE_TIMEOUT_S:.0f} s", "peak_rss_mib": None}
+    else:
+        if child.returncode == 0 and out.strip():
+            row = json.loads(out.strip().splitlines()[-1])
+        else:
+            row = {"result": "crash" if child.returncode < 0 else "error", "message": err.strip()[-300:],
+                   "peak_rss_mib": None}
+    return {"kind": kind, "loader": loader, "input_bytes": sum(p.stat().st_size for p in path.parent.rglob("*")
+                                                              if p.is_file()),
+            "seconds": round(time.perf_counter() - started, 2), **row}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1000)
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=",".join(KINDS), help="random mutation kinds (empty: none)")
+    parser.add_argument("--semantic", default=",".join(hostile.SEMANTIC), help="crafted kinds (empty: none)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from firmware_harness.device import machine_info
     from firmware_harness.runtime import get_backend
     from record import record
 
-    rows = []
+    rows, crafted = [], []
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         work = Path(tmp)
-        seeds = make_seeds(work)
-        for kind in args.kinds.split(","):
+        kinds = [k for k in args.kinds.split(",") if k]
+        seeds = make_seeds(work) if kinds else {}
+        for kind in kinds:
             for name in [k for k in seeds if k.split("_")[0] == kind]:
                 started = time.perf_counter()
                 row = fuzz(name, seeds[name], args.cases, args.seed, work)
                 row["seconds"] = round(time.perf_counter() - started, 1)
                 print(json.dumps({k: v for k, v in row.items() if k != "failures"}), flush=True)
                 rows.append(row)
+        for kind in [k for k in args.semantic.split(",") if k]:
+            crafted.append(semantic(kind, work))
+            print(json.dumps(crafted[-1]), flush=True)
     backend = get_backend().name
     result = {"command": "python benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "device": machine_info(),
-              "backend": backend, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows}
+              "backend": backend, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows, "semantic": crafted}
     stem = "fuzz" if backend == "litert" else f"fuzz_{backend}"  # one record per runtime stack
     lines = [f"`{result['command']}` on {result['device']['cpu']}, backend {result['backend']}, "
              f"a case over {CASE_TIMEOUT_S:.0f} s counts as a hang", "",
@@ -229,8 +278,20 @@ def main() -> int:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['kind']} | {r['cases']} | {r['ok']} | {r['refused']} | {r['crash']} | {r['hang']} | {r['error']} "
               f"| {r['seconds']} |" for r in rows]
+    lines += ["", "Crafted inputs (`benchmarks/hostile.py`), valid files built to cost CPU or memory; peak RSS of the "
+              "process that read it and of any child it started:", "",
+              "| input | file bytes | read as | result | seconds | peak RSS MiB | what the user sees |",
+              "|---|---:|---|---|---:|---:|---|"]
+    lines += [f"| {r['kind']} | {r['input_bytes']:,} | {r['loader']} | {r['result']} | {r['seconds']} | "
+              f"{r['peak_rss_mib']} | {_table_text(r['message'])} |" for r in crafted]
     record(stem, result, "\n".join(lines) + "\n")
-    return 0 if all(r["crash"] == r["hang"] == r["error"] == 0 for r in rows) else 1
+    clean = all(r["crash"] == r["hang"] == r["error"] == 0 for r in rows)
+    return 0 if clean and all(r["result"] in ("ok", "refused") for r in crafted) else 1
+
+
+def _table_text(message: str) -> str:
+    """A message in a Markdown table cell: the temporary folder cut off, pipes escaped."""
+    return message.split("/")[-1].replace("|", "\\|") if message else "(read)"
 
 
 if __name__ == "__main__":

@@ -38,3 +38,11 @@ def test_mutated_inputs_end_in_a_result_or_a_clean_error(kind, seeds):
     assert row["crash"] == row["hang"] == row["error"] == 0, row["failures"]
     assert row["ok"] + row["refused"] == CASES[kind]
     assert row["refused"] > 0, "the mutations must reach the error paths"
+
+
+@pytest.mark.parametrize("kind", list(fuzz.hostile.SEMANTIC))
+def test_crafted_inputs_end_within_10_s_and_1_gib(kind, seeds):
+    """Valid files built to cost CPU or memory (benchmarks/hostile.py): a result or a one-line error, bounded."""
+    row = fuzz.semantic(kind, seeds[1])
+    assert row["result"] in ("ok", "refused"), row
+    assert row["seconds"] <= 10 and row["peak_rss_mib"] <= 1024, row

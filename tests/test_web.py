@@ -127,6 +127,66 @@ def test_a_50_mb_upload_is_refused_from_its_headers(server, test_images):
     assert code == 200 and answer["digits"] == str(test_images[1][3])
 
 
+def test_curl_form_and_data_binary_uploads_are_read(server, test_images):
+    """What `curl -F file=@x.png` and `curl --data-binary @x.png` send."""
+    body = _png(255 - test_images[0][4])
+    form = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + body + b"\r\n--XyZ--\r\n")
+    code, answer = post(server, form, "multipart/form-data; boundary=XyZ")
+    assert code == 200 and answer["digits"] == str(test_images[1][4]) and answer["path"] == "x.png"
+    code, answer = post(server, body, "application/x-www-form-urlencoded")
+    assert code == 200 and answer["digits"] == str(test_images[1][4])
+
+
+def test_the_page_names_its_model(server, shipped_model):
+    with urllib.request.urlopen(server + "/", timeout=10) as response:
+        assert f'<code id="model">{shipped_model.name}</code>' in response.read().decode()
+
+
+def test_a_full_server_answers_503_with_retry_after_and_health_still_answers(server, tmp_path):
+    """More uploads at once than the workers and their queue hold: the rest are told to come back."""
+    import concurrent.futures
+    import http.client
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import hostile
+
+    page = hostile.dense_digits_png(tmp_path).read_bytes()  # ~0.2 s of work each
+    host, port = server.removeprefix("http://").split(":")
+
+    def upload(_) -> tuple[int, str | None]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        connection.request("POST", "/predict", body=page, headers={"Content-Type": "image/png"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(upload, range(40)))
+        health = urllib.request.urlopen(server + "/health", timeout=5)
+        assert health.status == 200
+    assert {status for status, _ in answers} <= {200, 503}
+    assert (503, "1") in answers and (200, None) in answers
+
+
+def test_an_upload_that_stops_arriving_gets_408(server):
+    import socket as sockets
+
+    from edgedigits.serve import BODY_TIMEOUT_S
+
+    host, port = server.removeprefix("http://").split(":")
+    with sockets.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+                  b"\x89PNG")
+        started = time.monotonic()
+        reply = b""
+        while b"}" not in reply and (chunk := s.recv(4096)):  # the headers and the JSON body may come apart
+            reply += chunk
+        reply = reply.decode()
+    assert reply.startswith("HTTP/1.1 408") and "did not arrive within" in reply
+    assert BODY_TIMEOUT_S - 1 < time.monotonic() - started < BODY_TIMEOUT_S + 5
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's chromium)")
 def test_drawing_a_seven_in_the_browser_reads_7(server):
     sync_api = pytest.importorskip("playwright.sync_api")
