@@ -37,7 +37,7 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate for Adam.")] = 3e-3,
     schedule: Annotated[str, typer.Option(help="cosine (with warm-up) or plateau (ReduceLROnPlateau).")] = "cosine",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on the same machine.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/<model>].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/<model>-<hash of recipe and data>].")] = None,
     data: DataOption = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
 ) -> None:
@@ -49,7 +49,7 @@ def train(
 
     recipe = train_mod.Recipe(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed)
     recipe.validate()
-    result = train_mod.train(recipe, splits, out or Path("runs") / model)
+    result = train_mod.train(recipe, splits, out)
     typer.echo(f"{model}: test accuracy {result.test_accuracy:.2%} ({len(splits.x_test)} images); "
                f"best epoch {result.card['best_epoch']}, {result.card['wall_time_s']:.0f} s; saved {result.path}")
 
@@ -73,7 +73,7 @@ def _raise_interrupted(signum, frame):
 def export(
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Prune, quantization-aware train and export the full-integer model.")] = True,
     formats: Annotated[str, typer.Option(help="Also convert the float model to these formats: comma list of fp32, fp16, dynamic, int8 (post-training).")] = "",
-    model: Annotated[str, typer.Option(help="Registry model name.")] = DEFAULT_MODEL,
+    model: Annotated[Optional[str], typer.Option(help=f"Registry model name [default: {DEFAULT_MODEL}, or the model saved in --from].")] = None,
     sparsity: Annotated[float, typer.Option(help="Target fraction of zero weights, 0 to 0.95 (0: plain QAT).")] = 0.5,
     epochs: Annotated[int, typer.Option(help="Float training epochs.")] = 30,
     prune_epochs: Annotated[int, typer.Option(help="Pruning fine-tuning epochs.")] = 10,
@@ -91,7 +91,7 @@ def export(
     from edgedigits import pipeline
 
     plan = pipeline.ExportPlan(
-        model=model, int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        model=pipeline.model_for(model, start_from), int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
         sparsity=sparsity, epochs=epochs, prune_epochs=prune_epochs, qat_epochs=qat_epochs, io_type=io,
         seed=seed, name=name, start_from=start_from,
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits import cards, data
-from firmware_harness import atomic, native_stderr, tflite_file
+from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import Model
 
@@ -108,7 +108,7 @@ class Verification:
     accuracy: float
     agreement: float
     n_eval: int
-    float_activations: list[str]
+    ops: list[str]  # builtin ops, as the interpreter names them
 
 
 def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Verification:
@@ -122,7 +122,7 @@ def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarra
         accuracy=float(np.mean(predicted == y_test)),
         agreement=float(np.mean(predicted == np.argmax(keras_logits, axis=1))),
         n_eval=len(y_test),
-        float_activations=floats,
+        ops=model.op_names(),
     )
 
 
@@ -176,7 +176,7 @@ def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
     if arena:
         lines.append(f"// Smallest arena TFLite Micro {card.get('tflm_version', '')} ran this model in; add headroom.")
         lines.append(f"constexpr size_t k{camel}TensorArenaSize = {arena};")
-    lines += ["", f"#endif  // {guard}", ""]
+    lines += ["", *mcu.resolver_code(camel, card["ops"]), "", f"#endif  // {guard}", ""]
     header = "\n".join(lines)
     rows = [", ".join(f"0x{b:02x}" for b in content[i:i + 12]) for i in range(0, len(content), 12)]
     source = "\n".join([
@@ -216,6 +216,7 @@ def build_card(content: bytes, fmt: str, io_type: str, verification: Verificatio
         "tflite_accuracy": verification.accuracy,
         "agreement_with_keras": verification.agreement,
         "n_eval": verification.n_eval,
+        "ops": verification.ops,
         **extra,
         **cards.provenance(),
     }

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,24 +72,35 @@ class ExportPlan:
         return [self.artifact_name(fmt) for fmt in self.formats] + ([self.artifact_name()] if self.int8 else [])
 
 
+def model_for(model: str | None, start_from: Path | None) -> str:
+    """The registry model an export is of: --model, or the one saved in --from's .keras (read without
+    TensorFlow), which must then agree with --model; else DEFAULT_MODEL. A file that is not a readable
+    .keras is left for the loader to refuse."""
+    saved = _saved_model_name(Path(start_from)) if start_from is not None else None
+    if saved is not None and model not in (None, saved):
+        raise UserError(f"{start_from} holds a {saved} model, not {model}; pass --model {saved} or leave --model out")
+    return model or saved or DEFAULT_MODEL
+
+
+def _saved_model_name(path: Path) -> str | None:
+    """The model's name in a .keras file (a zip with config.json), or None if it is not one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = json.loads(archive.read("config.json")).get("config", {}).get("name")
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def _stage(step: str, message: str) -> None:
     print(f"[{step}] {message}", file=sys.stderr, flush=True)
 
 
 def run_key(plan: ExportPlan, recipe, splits: data.Splits) -> str:
-    """A short hash of what decides the float model: same key, same checkpoint.
+    """A short hash of what decides the float model: same key, same checkpoint."""
+    from edgedigits import train
 
-    The architecture is hashed as built, so a checkpoint made before a model's default
-    layout changed is not reused for the new layout.
-    """
-    from edgedigits import models
-
-    fingerprint = hashlib.sha256(splits.x_train.tobytes() + splits.y_train.tobytes()).hexdigest()
-    start = export_sha(plan.start_from) if plan.start_from else None
-    model = models.create_model(recipe.model, **recipe.model_kwargs)
-    layers = [[type(layer).__name__, str(layer.output_shape), layer.count_params()] for layer in model.layers]
-    blob = json.dumps({"recipe": asdict(recipe), "data": fingerprint, "start": start, "layers": layers}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+    return train.recipe_key(recipe, splits, start=export_sha(plan.start_from) if plan.start_from else None)
 
 
 def run_folder(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> Path:

@@ -10,6 +10,7 @@ checkpoint after every epoch so a killed run continues where it stopped. Writes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -207,12 +208,52 @@ def _read_state(path: Path) -> dict:
     return state
 
 
-def train(recipe: Recipe, splits: data.Splits, out_dir: str | Path) -> TrainResult:
-    """Train `recipe.model` on `splits`, write the run folder, return the best model and its figures."""
+def recipe_key(recipe: Recipe, splits: data.Splits, start: str | None = None) -> str:
+    """A short hash of what decides a trained model: recipe, training data, architecture as built (a
+    checkpoint made before a model's default layout changed is not reused) and a starting file's sha256."""
+    fingerprint = hashlib.sha256(splits.x_train.tobytes() + splits.y_train.tobytes()).hexdigest()
+    model = models.create_model(recipe.model, **recipe.model_kwargs)
+    layers = [[type(layer).__name__, str(layer.output_shape), layer.count_params()] for layer in model.layers]
+    blob = json.dumps({"recipe": asdict(recipe), "data": fingerprint, "start": start, "layers": layers}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+RUN_RECIPE = "recipe.json"  # in a run folder: the key and recipe of the run its checkpoints belong to
+
+
+def train(recipe: Recipe, splits: data.Splits, out_dir: str | Path | None = None) -> TrainResult:
+    """Train `recipe.model` on `splits`, write the run folder, return the best model and its figures.
+
+    The folder defaults to runs/<model>-<recipe key>; a folder that holds another recipe's run is
+    refused, never resumed (its card would describe a run that did not happen).
+    """
     recipe.validate()
-    out_dir = atomic.ensure_dir(out_dir)
+    key = recipe_key(recipe, splits)
+    out_dir = atomic.ensure_dir(out_dir or Path("runs") / f"{recipe.model}-{key}")
     with atomic.folder_lock(out_dir):
+        _claim(out_dir, recipe, key)
         return _train(recipe, splits, out_dir)
+
+
+def _claim(out_dir: Path, recipe: Recipe, key: str) -> None:
+    """Mark `out_dir` as this recipe's run, or refuse it if it holds another one."""
+    marker = out_dir / RUN_RECIPE
+    if marker.is_file():
+        try:
+            held = json.loads(marker.read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{marker} is damaged; delete {out_dir} to train there again") from e
+        if held.get("key") == key:
+            return
+        theirs = held.get("recipe", {})
+        diff = ", ".join(f"{k} {theirs.get(k)} (now {v})" for k, v in asdict(recipe).items() if theirs.get(k) != v)
+        raise UserError(f"{out_dir} holds the run of another recipe or data ({diff or 'other data'}); "
+                        f"leave --out out for a folder of its own, or delete {out_dir}")
+    named_for_it = out_dir.name == f"{recipe.model}-{key}"  # export's run folders, also from before the marker
+    if not named_for_it and ((out_dir / "checkpoints").exists() or (out_dir / "model.keras").exists()):
+        raise UserError(f"{out_dir} holds a run whose recipe is not recorded; leave --out out for a folder of its "
+                        f"own, or delete {out_dir}")
+    atomic.write_json(marker, {"key": key, "recipe": asdict(recipe)})
 
 
 def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:

@@ -77,6 +77,34 @@ def _run(content: bytes, arena: int, inputs: np.ndarray) -> _Run:
     return _Run(True, np.frombuffer(done.stdout, np.int64), log)
 
 
+RESOLVER_METHOD_EXCEPTIONS = {"CUMSUM": "AddCumSum", "PADV2": "AddPadV2"}
+
+
+def resolver_method(op: str) -> str:
+    """The `tflite::MicroMutableOpResolver` method that registers builtin `op`: CONV_2D -> AddConv2D,
+    BATCH_TO_SPACE_ND -> AddBatchToSpaceNd, RELU6 -> AddRelu6."""
+    if op in RESOLVER_METHOD_EXCEPTIONS:
+        return RESOLVER_METHOD_EXCEPTIONS[op]
+    words = [w if re.fullmatch(r"\d+D", w) else w.capitalize() for w in op.split("_")]
+    return "Add" + "".join(words)
+
+
+def resolver_code(camel: str, ops: list[str]) -> list[str]:
+    """C++ lines for a model's header: the op count and a function that adds exactly its ops to a resolver."""
+    calls = [f"resolver.{resolver_method(op)}() == 0" for op in ops]  # 0 is kTfLiteOk
+    return [
+        f"// The {len(ops)} ops this model uses: {', '.join(ops)}. Size the resolver with k{camel}OpCount",
+        f"// and add them with {camel}AddOps (true when all were added):",
+        f"//   static tflite::MicroMutableOpResolver<k{camel}OpCount> resolver;",
+        f"//   {camel}AddOps(resolver);",
+        f"constexpr unsigned int k{camel}OpCount = {len(ops)};",
+        "template <typename Resolver>",
+        f"inline bool {camel}AddOps(Resolver& resolver) {{",
+        "  return " + "\n      && ".join(calls) + ";",
+        "}",
+    ]
+
+
 class MissingOps(UserError):
     """The model uses ops this TFLM build has no kernel for."""
 
@@ -143,7 +171,7 @@ class McuReport:
 def check(model: Model, images: np.ndarray) -> McuReport:
     """Arena, ops and top-1 agreement with `model`'s desktop interpreter on `images` (uint8)."""
     version = tflm_version()
-    ops = sorted({d["op_name"] for d in model._interp._get_ops_details()} - {"DELEGATE"})  # noqa: SLF001
+    ops = model.op_names()
     inputs = model.quantize(images)
     try:
         arena = arena_bytes(model.content, inputs[:1])

@@ -192,6 +192,10 @@ class Model:
             raise UserError(f"{self.label}: the model computes output shape {list(computed)} for {n} image(s), "
                             f"not [{n}, 10] as a digit model must (its file declares {declared})")
 
+    def op_names(self) -> list[str]:
+        """The builtin ops of the model as the interpreter names them (CONV_2D, MEAN, ...), sorted."""
+        return sorted({d["op_name"] for d in self._interp._get_ops_details()} - {"DELEGATE"})  # noqa: SLF001
+
     def invoke_quantized(self, xq: np.ndarray) -> np.ndarray:
         """One invoke on an already-quantized batch; returns the raw output tensor."""
         self.allocate(len(xq))

@@ -208,3 +208,88 @@ def test_unwritable_output_folder(tmp_path, mnist_path):
     blocker.write_text("not a folder")
     result = run_cli("export", *FAST, "--data", str(mnist_path), "--out", str(blocker / "out"))
     assert_one_line_error(result, 2, "cannot create folder")
+
+
+# The MicroMutableOpResolver methods of TFLite Micro (tensorflow/lite/micro/micro_mutable_op_resolver.h).
+TFLM_RESOLVER_METHODS = """Abs Add AddN ArgMax ArgMin AveragePool2D BatchToSpaceNd Cast Ceil CircularBuffer Concatenation
+Conv2D Cos CumSum DepthToSpace DepthwiseConv2D Dequantize Elu Equal Exp ExpandDims Fill Floor FloorDiv FloorMod
+FullyConnected Gather GatherNd Greater GreaterEqual HardSwish If L2Normalization L2Pool2D LeakyRelu Less LessEqual
+Log LogicalAnd LogicalNot LogicalOr Logistic Maximum MaxPool2D Mean Minimum Mul Neg NotEqual Pack Pad PadV2 Prelu
+Quantize ReduceMax Relu Relu6 Reshape ResizeBilinear ResizeNearestNeighbor Round Rsqrt Shape Sin Softmax
+SpaceToBatchNd SpaceToDepth Split SplitV Squeeze Sqrt Square StridedSlice Sub Svdf Tanh TransposeConv Transpose
+Unpack ZerosLike""".split()
+
+# Declarations of the TFLM calls the README's snippet makes, for a syntax check without TFLM's sources.
+TFLM_STUB = """#pragma once
+#include <cstddef>
+#include <cstdint>
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+struct TfLiteTensor { union { int8_t* int8; uint8_t* uint8; } data; };
+namespace tflite {
+struct Model {};
+const Model* GetModel(const void* buffer);
+template <unsigned int tOpCount> class MicroMutableOpResolver {
+ public:
+%s
+};
+class MicroInterpreter {
+ public:
+  template <unsigned int N>
+  MicroInterpreter(const Model* model, MicroMutableOpResolver<N>& resolver, uint8_t* arena, size_t arena_size);
+  TfLiteStatus AllocateTensors();
+  TfLiteStatus Invoke();
+  TfLiteTensor* input(size_t index);
+  TfLiteTensor* output(size_t index);
+};
+}  // namespace tflite
+"""
+
+
+def test_readme_tflm_snippet_compiles_against_the_generated_header(exported, tmp_path):
+    """The header adds exactly the model's ops, and the README's snippet builds on it (g++ -fsyntax-only)."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+    from firmware_harness import mcu
+
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++ here")
+    out, _ = exported
+    header = (out / "micro_int8_model_data.h").read_text()
+    ops = Model(out / "micro_int8.tflite").op_names()
+    assert f"constexpr unsigned int kMicroInt8OpCount = {len(ops)};" in header
+    assert re.findall(r"resolver\.(\w+)\(\) == 0", header) == [mcu.resolver_method(op) for op in ops]
+    assert set(ops) >= {"CONV_2D", "FULLY_CONNECTED", "MEAN", "RESHAPE"}
+
+    readme = (REPO / "README.md").read_text()
+    snippet = re.search(r"```cpp\n(#include \"edgedigits_int8_model_data.h\".*?)```", readme, re.S).group(1)
+    snippet = snippet.replace("edgedigits_int8", "micro_int8").replace("EdgedigitsInt8", "MicroInt8")
+    stub = TFLM_STUB % "\n".join(f"  TfLiteStatus Add{m}();" for m in TFLM_RESOLVER_METHODS)
+    for name in ("micro_interpreter.h", "micro_mutable_op_resolver.h"):
+        (tmp_path / "tensorflow" / "lite" / "micro").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tensorflow" / "lite" / "micro" / name).write_text(stub)
+    (tmp_path / "read_digit.cc").write_text(snippet)
+    for name in ("micro_int8_model_data.h", "micro_int8_model_data.cc"):
+        shutil.copy(out / name, tmp_path / name)
+    built = subprocess.run([compiler, "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", "-I", str(tmp_path),
+                            str(tmp_path / "read_digit.cc"), str(tmp_path / "micro_int8_model_data.cc")],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
+
+
+def test_export_from_a_checkpoint_takes_its_architecture(tmp_path, mnist_path):
+    """A LeNet-5 checkpoint exported without --model is named and carded as lenet5, never as the default."""
+    run = tmp_path / "l5"
+    assert run_cli("train", "--model", "lenet5", "--epochs", "1", "--limit", "1000", "--data", str(mnist_path),
+                   "--out", str(run)).returncode == 0
+    out = tmp_path / "out"
+    result = run_cli("export", "--from", str(run / "model.keras"), "--no-int8", "--formats", "fp32", "--limit", "1000",
+                     "--data", str(mnist_path), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("*.tflite")) == ["lenet5_fp32.tflite"]
+    assert json.loads((out / "lenet5_fp32.json").read_text())["source"]["model"] == "lenet5"
+    refused = run_cli("export", "--from", str(run / "model.keras"), "--model", "ds_cnn", "--no-int8", "--formats",
+                      "fp32", "--limit", "1000", "--data", str(mnist_path), "--out", str(out))
+    assert_one_line_error(refused, 2, "holds a lenet5 model, not ds_cnn")

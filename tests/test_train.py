@@ -105,3 +105,25 @@ def test_a_stage_folder_resumes_after_it_moved(tmp_path, mnist_path):
     assert state["epoch"] == 2
     for a, b in zip(trained.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_new_recipe_never_reuses_an_old_run(tmp_path, mnist_path):
+    """The default run folder is keyed by recipe and data; a given --out of another recipe is refused."""
+    def train_lenet(*args):
+        return run_cli("train", "--model", "lenet5", "--limit", "1000", "--data", str(mnist_path), *args, cwd=tmp_path)
+
+    assert train_lenet("--epochs", "1").returncode == 0
+    assert train_lenet("--epochs", "2").returncode == 0
+    result = train_lenet("--epochs", "1", "--seed", "1", "--lr", "0.0001")
+    assert result.returncode == 0
+    cards_by_recipe = {}
+    for card_path in (tmp_path / "runs").glob("lenet5-*/card.json"):
+        card = json.loads(card_path.read_text())
+        cards_by_recipe[(card["recipe"]["epochs"], card["recipe"]["seed"], card["recipe"]["lr"])] = card
+        assert card["epochs_run"] == card["recipe"]["epochs"], "the card says what ran"
+    assert set(cards_by_recipe) == {(1, 0, 0.003), (2, 0, 0.003), (1, 1, 0.0001)}
+
+    out = tmp_path / "mine"
+    assert train_lenet("--epochs", "1", "--out", str(out)).returncode == 0
+    refused = train_lenet("--epochs", "2", "--out", str(out))
+    assert_one_line_error(refused, 2, f"{out} holds the run of another recipe or data (epochs 1 (now 2))")
