@@ -72,13 +72,26 @@ def time_single(model: Model, images: np.ndarray, warmup: int, runs: int) -> tup
     return invoke_ns, e2e_ns
 
 
+def distinct_names(paths: list[Path]) -> list[str]:
+    """Row names: each file's stem, with as many parent folders as it takes to tell same-named files apart
+    (a/edgedigits_int8 and b/edgedigits_int8)."""
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    depth = 1
+    while True:
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names) or depth >= max(len(p) for p in parts):
+            return names
+        depth += 1
+
+
 def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettings) -> list[dict]:
     """One table row per model: size, accuracy on the whole test set, single-image latency.
 
     Latency runs in `settings.instances` rounds; each round times a fresh interpreter of
     every model in turn, so a slow spell of the machine falls on all models alike.
     """
-    models = [Model(path, backend=settings.backend, threads=settings.threads) for path in paths]
+    models = [Model(path, backend=settings.backend, threads=settings.threads, name=name)
+              for path, name in zip(paths, distinct_names(paths))]
     rows = [_accuracy_row(model, path, test) for model, path in zip(models, paths)]
     per_instance = max(1, math.ceil(settings.runs / settings.instances))
     samples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in models]

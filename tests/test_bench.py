@@ -6,6 +6,7 @@ No TensorFlow here: this file also runs in the tflite-runtime + numpy<2 environm
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,17 @@ def test_runtime_commands_never_import_tensorflow(command, mnist_path, shipped_m
             "--help": ["--help"]}[command]
     result = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, timeout=300)
     assert "NO_TENSORFLOW 0" in result.stdout, result.stdout[-1000:] + result.stderr[-2000:]
+
+
+def test_same_named_models_get_rows_that_tell_them_apart(tmp_path, shipped_model, mnist_path):
+    from firmware_harness.bench import distinct_names
+
+    assert distinct_names([Path("x/a/m.tflite"), Path("x/b/m.tflite"), Path("n.tflite")]) == ["a/m", "b/m", "n"]
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / shipped_model.name).write_bytes(shipped_model.read_bytes())
+    result = run_cli("bench", str(tmp_path / "a" / shipped_model.name), str(tmp_path / "b" / shipped_model.name),
+                     "--data", str(mnist_path), "--limit", "200", "--runs", "20", "--warmup", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ") and "int8" in line]
+    assert rows == ["a/edgedigits_int8", "b/edgedigits_int8"]
