@@ -59,10 +59,11 @@ def models() -> None:
     """List the registered models with their parameters and MACs; mark the default."""
     from edgedigits import models as models_mod
 
+    typer.echo("params as the .tflite stores them (batch norm folded), MACs of one image")
     for name in models_mod.model_names():
         m = models_mod.create_model(name)
         default = "  (default: the shipped model's architecture)" if name == DEFAULT_MODEL else ""
-        typer.echo(f"{name:14s} {m.count_params():>10,} params {models_mod.count_macs(m):>12,} MACs{default}")
+        typer.echo(f"{name:14s} {models_mod.count_params(m):>10,} params {models_mod.count_macs(m):>12,} MACs{default}")
 
 
 def _raise_interrupted(signum, frame):

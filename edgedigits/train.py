@@ -269,7 +269,8 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
     )
     val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)
     callbacks = (keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=2),) if recipe.schedule == "plateau" else ()
-    print(f"[train] {recipe.model}: {model.count_params():,} parameters, {models.count_macs(model):,} MACs; "
+    print(f"[train] {recipe.model}: {models.count_params(model):,} parameters (batch norm folded), "
+          f"{models.count_macs(model):,} MACs; "
           f"{len(splits.x_train)} train / {len(splits.x_val)} val images, up to {recipe.epochs} epochs", file=sys.stderr)
     state = fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
                           stage_dir=out_dir / "checkpoints" / "train", patience=recipe.patience,
@@ -281,7 +282,7 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
     card = {
         "kind": "keras-float",
         "model": recipe.model,
-        "params": model.count_params(),
+        "params": models.count_params(model),
         "macs": models.count_macs(model),
         "recipe": asdict(recipe),
         "data": splits.describe(),

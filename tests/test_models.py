@@ -93,3 +93,12 @@ def test_augmentation_is_seeded_and_keeps_digits_in_frame(small):
     ink_before = images.numpy().sum(axis=(1, 2, 3))
     ink_after = a.sum(axis=(1, 2, 3))
     assert np.all(ink_after > 0.6 * ink_before), "a ±10 % shift/zoom should not push digits out of the frame"
+
+
+def test_params_mean_one_thing_everywhere(shipped_model):
+    """`models`, `train`'s card and `bench` count parameters as the converted file stores them."""
+    from firmware_harness import tflite_file
+
+    assert models.count_params(models.create_model("ds_cnn_fast")) == 23_570
+    assert tflite_file.parse(shipped_model.read_bytes()).param_count() == 23_570
+    assert models.count_params(models.create_model("cnn_deep")) == 887_530  # no batch norm: Keras' count
