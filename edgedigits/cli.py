@@ -20,8 +20,29 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: "[default: ...]" stays visible
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Train, compress, export and run handwritten-digit models for phones, Raspberry Pis and microcontrollers.",
 )
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"edgedigits {version('edgedigits')}")
+        except PackageNotFoundError:
+            typer.echo("edgedigits (not installed: run from a source tree)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False,
+) -> None:
+    """Train, compress, export and run handwritten-digit models for phones, Raspberry Pis and microcontrollers."""
+
 
 DataOption = Annotated[
     Optional[Path],
@@ -146,14 +167,13 @@ _FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _harness(command: str, ctx: typer.Context) -> None:
-    """Run a `python -m firmware_harness` command with this command's arguments (options defined there, once)."""
+    """Run a `python -m firmware_harness` command with this command's arguments (options defined there, once).
+
+    `edgedigits` itself (edgedigits.launch) sends these commands to the harness before typer loads;
+    these entries list them in `edgedigits -h` and serve callers of `cli.main`."""
     from firmware_harness.__main__ import main as harness_main
 
-    args = list(ctx.args)
-    after = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []  # click drops the "--" itself
-    if after and args[len(args) - len(after):] == after:
-        args.insert(len(args) - len(after), "--")
-    raise typer.Exit(harness_main([command, *args], prog="edgedigits"))
+    raise typer.Exit(harness_main([command, *ctx.args], prog="edgedigits"))
 
 
 @app.command(context_settings=_FORWARD, add_help_option=False)
@@ -245,7 +265,7 @@ def main() -> None:
         sys.argv.remove("--debug")
     signal.signal(signal.SIGINT, _raise_interrupted)
     try:
-        app()
+        app(prog_name="edgedigits")
     except (UserError, WorkError) as e:
         if debug:
             raise

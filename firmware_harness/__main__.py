@@ -8,6 +8,7 @@ forward here, so every option is defined once.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -86,8 +87,27 @@ def cmd_mcu(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Help(argparse.HelpFormatter):
+    """The help style of the edgedigits commands: `--opt <int>`, and every default as `[default: X]`."""
+
+    METAVARS = {int: "<int>", float: "<float>", Path: "<path>"}
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "[default:" not in text and action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            text += "  [default: %(default)s]"
+        return text
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return self.METAVARS.get(action.type, "<str>")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2) instead of a usage dump."""
+    """argparse with one-line errors (exit 2) instead of a usage dump, and the edgedigits help style."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_Help, add_help=False, **kwargs)
+        self.add_argument("-h", "--help", action="help", help="Show this message and exit.")
 
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -97,7 +117,8 @@ class _Parser(argparse.ArgumentParser):
 def cmd_predict(args: argparse.Namespace) -> int:
     import json
 
-    from firmware_harness import images, recognize
+    from firmware_harness import images, progress
+    from firmware_harness.read_files import read_files
     from firmware_harness.runtime import Model
 
     (model_path,) = _models([args.model] if args.model else [])
@@ -106,19 +127,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("no image files found in the given folders")
     failed = 0
-    for path in files:
-        try:
-            reading = recognize.read(model, images.read(path, max_pixels=args.max_pixels))
-        except UserError as e:
+    bar = progress.Bar("predict", len(files), unit="images") if len(files) > 1 else None
+    for done in read_files(model, files, args.max_pixels, args.jobs):
+        if bar:
+            bar.advance()
+        if done.error:
             failed += 1
-            message = str(e)
-            print(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}", file=sys.stderr)
-            continue
-        if args.json:
-            print(json.dumps({"path": str(path), **reading.as_json()}), flush=True)
+            print(f"error: {done.error}", file=sys.stderr)
+        elif args.json:
+            print(json.dumps({"path": str(done.path), **done.reading.as_json(args.min_confidence)}), flush=True)
         else:
-            shown = " ".join(f"{c:.2f}" for c in reading.confidences)
-            print(f"{path}: {reading.digits or '(no digits)'}" + (f"  ({shown})" if shown else ""), flush=True)
+            print(f"{done.path}: {done.reading.as_text(args.min_confidence)}", flush=True)
+    if bar:
+        bar.close()
     return 2 if failed else 0  # a file that could not be read is bad input
 
 
@@ -147,21 +168,21 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bench = sub.add_parser("bench", help="size, accuracy and latency table for .tflite models")
-    bench.add_argument("models", nargs="*", type=Path, metavar="MODEL", help="default: the shipped int8 model")
+    bench.add_argument("models", nargs="*", type=Path, metavar="MODEL", help="[default: the shipped int8 model]")
     bench.add_argument("--data", type=Path, help=f"npz with x_test/y_test or IDX folder [default: ${mnist.ENV_VAR}, keras cache]")
-    bench.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
-    bench.add_argument("--warmup", type=int, default=50, help="untimed runs before timing (default 50)")
-    bench.add_argument("--runs", type=int, default=1000, help="timed single-image runs in all (default 1000)")
+    bench.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    bench.add_argument("--warmup", type=int, default=50, help="untimed runs before timing")
+    bench.add_argument("--runs", type=int, default=1000, help="timed single-image runs in all")
     bench.add_argument("--instances", type=int, default=5,
-                       help="fresh interpreters the runs are split over and pooled (default 5)")
-    bench.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
+                       help="fresh interpreters the runs are split over and pooled")
+    bench.add_argument("--backend", choices=list(BACKENDS), help="[default: the first that imports]")
     bench.add_argument("--limit", type=int, help="use only the first N test images")
     bench.add_argument("--json", type=Path, help="write {device, rows} JSON here")
     bench.add_argument("--markdown", type=Path, help="write the Markdown table here")
     bench.set_defaults(func=cmd_bench)
 
     mcu = sub.add_parser("mcu", help="run a model in TensorFlow Lite Micro: ops, arena, agreement")
-    mcu.add_argument("model", nargs="?", type=Path, metavar="MODEL", help="default: the shipped int8 model")
+    mcu.add_argument("model", nargs="?", type=Path, metavar="MODEL", help="[default: the shipped int8 model]")
     mcu.add_argument("--data", type=Path, help="test data, as for bench")
     mcu.add_argument("--limit", type=int, help="compare on the first N test images only")
     mcu.add_argument("--backend", choices=list(BACKENDS), help="desktop interpreter to compare against")
@@ -170,27 +191,31 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
 
     predict = sub.add_parser("predict", help="read the digits in image files or folders of images")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
-    predict.add_argument("--model", type=Path, help="default: the shipped int8 model")
+    predict.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
     predict.add_argument("--json", action="store_true", help="one JSON line per image: path, digits, confidences, boxes")
     predict.add_argument("--max-pixels", type=int, default=None, help="refuse larger images before decoding "
-                         "(default 40 MP, or $EDGEDIGITS_MAX_PIXELS)")
-    predict.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
-    predict.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+                         "[default: $EDGEDIGITS_MAX_PIXELS, else 40000000]")
+    predict.add_argument("--backend", choices=list(BACKENDS), help="[default: the first that imports]")
+    predict.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    predict.add_argument("--jobs", type=int, default=1, help="worker processes, each with its own interpreter (a "
+                         "folder of thousands of images on all cores)")
+    predict.add_argument("--min-confidence", type=float, default=0.0, help="show a digit read with less confidence "
+                         "than this (0-1) as '?'")
     predict.set_defaults(func=cmd_predict)
 
     cam = sub.add_parser("camera", help="capture loop: find and read digits in live frames")
     cam.add_argument("--source", default="0", help="webcam index, video file, image folder, stream URL, or "
-                     "'picamera' (Raspberry Pi Camera Module via picamera2); default 0")
-    cam.add_argument("--model", type=Path, help="default: the shipped int8 model")
+                     "'picamera' (Raspberry Pi Camera Module via picamera2)")
+    cam.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
     cam.add_argument("--headless", action="store_true", help="no window, even if a display exists")
     cam.add_argument("--max-frames", type=int, help="stop after N frames")
     cam.add_argument("--record", type=Path, help="write the annotated frames to this .mp4")
     cam.add_argument("--json", action="store_true", help="one JSON line per frame, then a summary line")
     cam.add_argument("--smooth", type=int, default=5, help="read-out = most common string of the last K frames")
     cam.add_argument("--work-size", type=int, default=480, help="process frames with their long side at most this "
-                     "(default 480: faster; digits should stay over ~25 px tall at that scale)")
-    cam.add_argument("--backend", choices=list(BACKENDS), help="default: the first that imports")
-    cam.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+                     "(smaller is faster; digits should stay over ~25 px tall at that scale)")
+    cam.add_argument("--backend", choices=list(BACKENDS), help="[default: the first that imports]")
+    cam.add_argument("--threads", type=int, default=1, help="interpreter threads")
     cam.set_defaults(func=cmd_camera)
     return parser
 
@@ -200,7 +225,9 @@ def _positive(args: argparse.Namespace) -> None:
         from firmware_harness.images import pixel_budget
 
         args.max_pixels = pixel_budget()
-    for name in ("threads", "runs", "instances", "limit", "max_pixels", "max_frames", "smooth", "work_size"):
+    if not 0 <= getattr(args, "min_confidence", 0) <= 1:
+        raise UserError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence})")
+    for name in ("threads", "runs", "instances", "limit", "max_pixels", "max_frames", "smooth", "work_size", "jobs"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1 (got {value})")
@@ -227,6 +254,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness"
     except Interrupted:
         print("interrupted", file=sys.stderr)
         return Interrupted.exit_code
+    except BrokenPipeError:  # `... | head`: the reader has gone; say nothing more, as a command killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

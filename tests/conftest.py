@@ -34,8 +34,8 @@ def mnist_data(mnist_path):
 
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600,
-            module: str = "edgedigits.cli") -> subprocess.CompletedProcess:
-    """Run `edgedigits ARGS` (or another module's main) in a fresh interpreter."""
+            module: str = "edgedigits.launch") -> subprocess.CompletedProcess:
+    """Run `edgedigits ARGS` (or another module's main) in a fresh interpreter, through its real entry point."""
     code = f"import sys; from {module} import main; sys.exit(main())"
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,

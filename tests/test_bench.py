@@ -94,7 +94,7 @@ def test_no_data_anywhere_says_what_to_set(tmp_path, shipped_model):
 
 NO_TF = """
 import sys
-from edgedigits.cli import main
+from edgedigits.launch import main
 sys.argv = ["edgedigits", *sys.argv[1:]]
 try:
     main()
