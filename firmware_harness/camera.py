@@ -34,6 +34,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 OPEN_TIMEOUT_S = 5.0
 READ_RETRIES = 5
 STAGES = ("capture", "preprocess", "inference", "draw")
+STATUS_EVERY_S = 1.0  # headless without --json: a status line this often (every frame from an image folder)
 
 
 class FrameSource:
@@ -186,6 +187,7 @@ def run(model: Model, source: str, settings: LoopSettings) -> dict:
     stage_ns: dict[str, list[int]] = {stage: [] for stage in STAGES}
     frame_ns: list[int] = []
     writer = None
+    last_line_at = -STATUS_EVERY_S
     started = time.perf_counter()
     clock = time.perf_counter_ns
     with ExitStack() as cleanup:
@@ -225,6 +227,11 @@ def run(model: Model, source: str, settings: LoopSettings) -> dict:
                     origin = {"file": str(frames.current_file)} if frames.current_file else {}
                     print(json.dumps({"frame": len(frame_ns) - 1, **origin, **reading.as_json(), "stable": stable}),
                           flush=True)
+                elif not show and (frames.current_file or elapsed - last_line_at >= STATUS_EVERY_S):
+                    last_line_at = elapsed
+                    origin = f"  {frames.current_file}" if frames.current_file else ""
+                    print(f"{elapsed:6.1f} s  frame {len(frame_ns) - 1}  {reading.as_text()}  read-out {stable or '-'}  "
+                          f"{len(frame_ns) / elapsed if elapsed else 0.0:.0f} fps{origin}", flush=True)
                 if show:
                     cv2.imshow("edgedigits", overlay)
                     if cv2.waitKey(1) & 0xFF == ord("q"):

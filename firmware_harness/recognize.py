@@ -20,8 +20,28 @@ class Reading:
     crops: np.ndarray = field(repr=False)  # (N, 28, 28) uint8: what the model saw
     lines: list[int] = field(default_factory=list)
 
-    def as_json(self) -> dict:
-        return {"digits": self.digits, "confidences": [round(c, 4) for c in self.confidences], "boxes": self.boxes}
+    def shown(self, min_confidence: float = 0.0) -> str:
+        """The digits, with '?' for each one read with less than `min_confidence`."""
+        return "".join(d if c >= min_confidence else "?" for d, c in zip(self.digits, self.confidences))
+
+    def line_texts(self, min_confidence: float = 0.0) -> list[str]:
+        """The digits of each text line, top to bottom."""
+        texts: dict[int, str] = {}
+        for char, line in zip(self.shown(min_confidence), self.lines):
+            texts[line] = texts.get(line, "") + char
+        return [texts[k] for k in sorted(texts)]
+
+    def as_json(self, min_confidence: float = 0.0) -> dict:
+        """digits (all, in reading order), lines (the digits of each line), line (each digit's line number),
+        confidences and boxes."""
+        return {"digits": self.shown(min_confidence), "lines": self.line_texts(min_confidence), "line": self.lines,
+                "confidences": [round(c, 4) for c in self.confidences], "boxes": self.boxes}
+
+    def as_text(self, min_confidence: float = 0.0) -> str:
+        """One line for a terminal: the lines separated by ' / ', then the confidences."""
+        text = " / ".join(self.line_texts(min_confidence)) or "(no digits)"
+        confidences = " ".join(f"{c:.2f}" for c in self.confidences)
+        return text + (f"  ({confidences})" if confidences else "")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

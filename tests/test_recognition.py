@@ -168,7 +168,8 @@ def test_predict_json_one_line_per_image_and_errors_per_file(image_folder, shipp
         assert by_name[name]["digits"] == text
         assert len(by_name[name]["confidences"]) == len(text) == len(by_name[name]["boxes"])
         assert all(len(box) == 4 for box in by_name[name]["boxes"])
-    assert by_name["blank.png"] == {"path": str(folder / "blank.png"), "digits": "", "confidences": [], "boxes": []}
+    assert by_name["blank.png"] == {"path": str(folder / "blank.png"), "digits": "", "lines": [], "line": [],
+                                    "confidences": [], "boxes": []}
     errors = sorted(line for line in result.stderr.splitlines() if line.startswith("error:"))
     assert [e.split(":")[1].strip().rsplit("/", 1)[-1] for e in errors] == ["cut.jpg", "empty.png", "huge.png", "notes.png"]
     assert "Traceback" not in result.stderr

@@ -1,0 +1,90 @@
+"""What a user meets at the prompt: version, help with defaults, lines read as lines, low confidence shown,
+a folder read on several cores, and a headless camera loop that says what it sees."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+COMMANDS = ["train", "models", "export", "evaluate", "bench", "mcu", "predict", "camera", "bundle", "doctor", "serve"]
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and re.fullmatch(r"edgedigits \d+\.\d+\.\d+\n", result.stdout)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_short_help_with_its_defaults(command):
+    result = run_cli(command, "-h")
+    assert result.returncode == 0 and result.stdout.lower().startswith("usage: edgedigits"), result.stderr
+    assert "Show this message and exit." in result.stdout
+    assert "[default: ]" not in result.stdout and "Run folder ." not in result.stdout
+
+
+@pytest.mark.parametrize("command,shown", [
+    ("train", "[default: runs/<model>-<hash of recipe and"),
+    ("export", "[default: 30]"),
+    ("predict", "[default: 1]"),
+    ("bench", "[default: 1000]"),
+    ("camera", "[default: 480]"),
+    ("serve", "[default: 8000]"),
+])
+def test_defaults_are_visible(command, shown):
+    assert shown in run_cli(command, "-h").stdout
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pages")
+    two = np.full((260, 300), 255, np.uint8)
+    cv2.putText(two, "12", (30, 100), cv2.FONT_HERSHEY_SIMPLEX, 3, 0, 8)
+    cv2.putText(two, "34", (30, 230), cv2.FONT_HERSHEY_SIMPLEX, 3, 0, 8)
+    cv2.imwrite(str(folder / "two_lines.png"), two)
+    return folder
+
+
+def test_two_lines_of_digits_read_as_two_lines(pages):
+    path = pages / "two_lines.png"
+    answer = json.loads(run_cli("predict", str(path), "--json").stdout)
+    assert answer["lines"] == ["12", "34"] and answer["line"] == [0, 0, 1, 1] and answer["digits"] == "1234"
+    assert run_cli("predict", str(path)).stdout.startswith(f"{path}: 12 / 34  (")
+
+
+def test_min_confidence_shows_doubtful_digits_as_question_marks(pages):
+    path = pages / "two_lines.png"
+    answer = json.loads(run_cli("predict", str(path), "--json").stdout)
+    ranked = sorted(answer["confidences"])
+    assert ranked[1] < ranked[2]
+    threshold = (ranked[1] + ranked[2]) / 2  # the two least confident digits fall below it
+    doubtful = json.loads(run_cli("predict", str(path), "--json", "--min-confidence", str(threshold)).stdout)
+    expected = "".join("?" if c < threshold else d for d, c in zip(answer["digits"], answer["confidences"]))
+    assert doubtful["digits"] == expected and expected.count("?") == 2
+    assert doubtful["confidences"] == answer["confidences"]
+    assert run_cli("predict", str(path), "--min-confidence", "2").returncode == 2
+
+
+def test_jobs_read_a_folder_in_the_same_order_with_the_same_answers(tmp_path, test_images):
+    x, _ = test_images
+    for i in range(60):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), cv2.resize(255 - x[i], (56, 56)))
+    (tmp_path / "999_empty.png").write_bytes(b"")
+    one = run_cli("predict", str(tmp_path), "--json")
+    two = run_cli("predict", str(tmp_path), "--json", "--jobs", "2")
+    assert one.returncode == two.returncode == 2, two.stderr[-2000:]
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) == 60
+    assert [line for line in two.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {tmp_path / '999_empty.png'}: empty file"]
+
+
+def test_headless_camera_says_what_it_reads(pages):
+    result = run_cli("camera", "--source", str(pages), "--headless")
+    assert result.returncode == 0, result.stderr
+    assert re.match(r" +\d+\.\d s  frame 0  12 / 34  \(.*\)  read-out 1234  \d+ fps  .*two_lines\.png$",
+                    result.stdout.splitlines()[0]), result.stdout
