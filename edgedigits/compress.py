@@ -13,7 +13,6 @@ Both stages checkpoint every epoch and resume (see `train.fit_resumable`).
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +76,6 @@ def prune(model, splits: data.Splits, sparsity: float, recipe: StageRecipe, stag
         end_step=max(int(steps * PRUNE_RAMP), 1), frequency=min(PRUNE_FREQUENCY, max(steps // 10, 1)),
     )
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)  # keeps the weights
-    print(f"[prune] to {sparsity:.0%} sparsity over {recipe.epochs} epochs", file=sys.stderr)
     _fine_tune(pruned, splits, recipe, stage_dir, "prune", callbacks=(tfmot.sparsity.keras.UpdatePruningStep(),))
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
@@ -110,8 +108,6 @@ def quantize(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, p
     with qk.quantize_scope():
         qat = qk.quantize_apply(qk.quantize_annotate_model(model), scheme)
     _pin_input_range(qat)
-    print(f"[qat] int8 quantization-aware training over {recipe.epochs} epochs"
-          f"{' (sparsity preserved)' if preserve_sparsity else ''}", file=sys.stderr)
     _fine_tune(qat, splits, recipe, stage_dir, "qat")
     return qat
 

@@ -129,7 +129,7 @@ def float_model(plan: ExportPlan, splits: data.Splits, run_dir: Path):
     if card_path.exists() and model_path.exists():
         card = json.loads(card_path.read_text())
         if card.get("sha256") == export_sha(model_path):
-            _stage("train", f"reusing {model_path} (test accuracy {card['test_accuracy']:.2%})")
+            _stage("1/4 train", f"reusing {model_path}")
             return train.load_keras_model(model_path), card
     recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
     result = train.train(recipe, splits, run_dir)
@@ -158,14 +158,16 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
     model, float_card = float_model(plan, splits, run_dir)
     timings["train_s"] = round(time.perf_counter() - t, 1)
     float_acc = float_card["test_accuracy"]
-    cards = []
+    _stage("1/4 train", f"float model: test accuracy {float_acc:.2%} on {len(splits.x_test)} images "
+                        f"({timings['train_s']:.0f} s)")
+    cards, written = [], []
 
     logits = model.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0) if plan.formats else None
     for fmt in plan.formats:
         _stage("convert", f"{plan.model} -> {fmt}")
         converted = export.convert(model, fmt, calibration_images=splits.x_train, io_type=plan.io_type)
         content = export.strip(converted)
-        cards.append(_finish(plan.artifact_name(fmt), content, fmt, plan.io_type, logits, splits, out_dir,
+        cards.append(_finish(plan.artifact_name(fmt), content, fmt, plan.io_type, logits, splits, out_dir, written,
                              stripped_bytes=len(converted) - len(content), float_accuracy=float_acc,
                              source={"model": plan.model, "float_card": float_card}))
 
@@ -184,7 +186,8 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         _stage("2/4 prune", f"sparsity {compress.overall_sparsity(layers):.1%}, test accuracy {pruned_acc:.2%}")
 
         t = time.perf_counter()
-        _stage("3/4 qat", f"int8 quantization-aware training, {plan.qat_epochs} epochs")
+        _stage("3/4 qat", f"int8 quantization-aware training, {plan.qat_epochs} epochs"
+                          f"{', zero weights kept zero' if plan.sparsity > 0 else ''}")
         qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=plan.qat_lr, seed=plan.seed),
                                 stage_root / f"qat-{tag}-p{plan.prune_epochs}-e{plan.qat_epochs}-lr{plan.qat_lr:g}",
                                 preserve_sparsity=plan.sparsity > 0)
@@ -198,12 +201,14 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         timings["convert_s"] = round(time.perf_counter() - t, 1)
         timings["total_s"] = round(time.perf_counter() - started, 1)
         cards.append(_finish(
-            plan.artifact_name(), content, "int8", plan.io_type, logits, splits, out_dir,
+            plan.artifact_name(), content, "int8", plan.io_type, logits, splits, out_dir, written,
             stripped_bytes=len(converted) - len(content), float_accuracy=float_acc, pruned_float_accuracy=pruned_acc, qat_keras_accuracy=float(
                 np.mean(np.argmax(logits, axis=1) == splits.y_test)),
             target_sparsity=plan.sparsity, layer_sparsity=compress.overall_sparsity(layers), layers=layers,
             source={"model": plan.model, "plan": _plan_dict(plan), "float_card": float_card, "timings": timings},
         ))
+    _stage("done", f"{time.perf_counter() - started:.0f} s in all; files written:\n"
+                   + "\n".join(f"  {path}" for path in written))
     return cards
 
 
@@ -214,14 +219,14 @@ def _plan_dict(plan: ExportPlan) -> dict:
 
 
 def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.ndarray, splits: data.Splits,
-            out_dir: Path, **extra) -> dict:
-    """Verify a converted file, measure its TFLM arena if it is int8, write the artifacts."""
+            out_dir: Path, written: list[Path], **extra) -> dict:
+    """Verify a converted file, measure its TFLM arena if it is int8, write the artifacts (added to `written`)."""
     check = export.verify(content, fmt, keras_logits, splits.x_test, splits.y_test)
     if fmt == "int8":
         extra.update(_tflm_arena(content, splits.x_test[:1]))
     card = export.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
-    export.write_artifacts(out_dir, name, content, card)
-    _stage("done", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {check.accuracy:.2%} on "
+    written += export.write_artifacts(out_dir, name, content, card)
+    _stage("verified", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {check.accuracy:.2%} on "
                    f"{check.n_eval} test images, {card['weight_sparsity']:.1%} zero weights")
     return card
 

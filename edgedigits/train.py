@@ -22,7 +22,7 @@ import numpy as np
 
 from edgedigits import DEFAULT_MODEL, cards, data, models
 from edgedigits._tf import keras, seed_everything, tf
-from firmware_harness import atomic
+from firmware_harness import atomic, progress
 from firmware_harness.errors import Interrupted, UserError
 
 SCHEDULES = ("cosine", "plateau")
@@ -141,6 +141,20 @@ class _EpochCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class _EpochProgress(keras.callbacks.Callback):
+    """One progress line per stage on a terminal: epochs done, elapsed, ETA, and the last epoch's figures."""
+
+    def __init__(self, label: str, epochs: int, done: int):
+        super().__init__()
+        self.bar = progress.Bar(label, epochs, unit="epochs")
+        self.bar.advance(done)  # drawn at once: an epoch can take minutes
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.bar.note = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy"))
+        self.bar.advance()
+
+
 def _out_of_patience(state: dict, patience: int | None, patience_from: int) -> bool:
     """True once `patience` epochs after epoch `patience_from` brought no lower validation loss."""
     return patience is not None and min(state["wait"], state["epoch"] - patience_from) >= patience
@@ -177,6 +191,7 @@ def fit_resumable(
     finished = state["done"] or state["epoch"] >= epochs or _out_of_patience(state, patience, patience_from)
     if not finished:
         saver = _EpochCheckpoint(stage_dir, patience, patience_from, state)
+        shown = _EpochProgress(label, epochs, state["epoch"])
         try:
             model.fit(
                 train_ds,
@@ -184,9 +199,10 @@ def fit_resumable(
                 epochs=epochs,
                 initial_epoch=state["epoch"],
                 steps_per_epoch=steps_per_epoch,
-                callbacks=[*callbacks, saver],
-                verbose=1 if sys.stdout.isatty() else 2,
+                callbacks=[*callbacks, saver, shown],
+                verbose=0 if shown.bar.shown else 2,  # a terminal gets one bar per stage, a log a line per epoch
             )
+            shown.bar.close()
         except (KeyboardInterrupt, Interrupted):
             print(f"\n[{label}] stopped during epoch {state['epoch'] + 1}; {state['epoch']} finished epoch(s) "
                   f"are saved in {stage_dir}; run the same command again to continue", file=sys.stderr)

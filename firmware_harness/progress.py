@@ -20,14 +20,16 @@ def clock(seconds: float) -> str:
 
 
 class Bar:
-    """`[label] 120/1000 images  12%  340/s  0:01 elapsed, ETA 0:03`, redrawn in place."""
+    """`[label] 120/1000 images  12%  340/s  0:01 elapsed, ETA 0:03  note`, redrawn in place."""
 
     def __init__(self, label: str, total: int, unit: str = "items", stream=None):
         self.label, self.total, self.unit = label, total, unit
         self.stream = stream or sys.stderr
         self.shown = self.stream.isatty()
         self.done = 0
-        self.started = self._drawn = time.monotonic()
+        self.note = ""  # shown after the counts: the last epoch's loss, say
+        self.started = time.monotonic()
+        self._drawn = self.started - REDRAW_S  # the first advance draws
 
     def advance(self, count: int = 1) -> None:
         self.done += count
@@ -42,8 +44,9 @@ class Bar:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         percent = 100 * self.done / self.total if self.total else 100.0
-        return (f"[{self.label}] {self.done:,}/{self.total:,} {self.unit}  {percent:3.0f}%  {rate:,.0f}/s  "
-                f"{clock(elapsed)} elapsed, ETA {clock(eta)}")
+        pace = f"{rate:,.0f}/s" if rate >= 1 or rate == 0 else f"{1 / rate:,.1f} s each"
+        return (f"[{self.label}] {self.done:,}/{self.total:,} {self.unit}  {percent:3.0f}%  {pace}  "
+                f"{clock(elapsed)} elapsed, ETA {clock(eta)}" + (f"  {self.note}" if self.note else ""))
 
     def close(self) -> None:
         if self.shown:

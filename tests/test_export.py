@@ -293,3 +293,17 @@ def test_export_from_a_checkpoint_takes_its_architecture(tmp_path, mnist_path):
     refused = run_cli("export", "--from", str(run / "model.keras"), "--model", "ds_cnn", "--no-int8", "--formats",
                       "fp32", "--limit", "1000", "--data", str(mnist_path), "--out", str(out))
     assert_one_line_error(refused, 2, "holds a lenet5 model, not ds_cnn")
+
+
+def test_export_says_each_stage_once_then_the_total_and_every_file_written(exported):
+    out, result = exported
+    lines = result.stderr.splitlines()
+    stages = [line.split("]")[0] + "]" for line in lines if re.match(r"\[\d/4 \w+\]", line)]
+    assert stages == ["[1/4 train]", "[1/4 train]", "[2/4 prune]", "[2/4 prune]", "[3/4 qat]", "[4/4 convert]"]
+    assert any(re.match(r"\[1/4 train\] float model: test accuracy \d+\.\d\d% on 2000 images", line) for line in lines)
+    done = next(k for k, line in enumerate(lines) if re.match(r"\[done\] \d+ s in all; files written:", line))
+    written = [line.strip() for line in lines[done + 1:] if line.startswith("  ")]
+    expected = {str(out / f"{name}{suffix}") for name in ("micro_int8", "ds_cnn_micro_fp32", "ds_cnn_micro_fp16",
+                                                            "ds_cnn_micro_dynamic", "ds_cnn_micro_int8")
+                for suffix in (".tflite", ".json", "_model_data.h", "_model_data.cc")} | {str(out / "labels.txt")}
+    assert set(written) == expected and all(out.joinpath(p).is_file() for p in written)

@@ -88,3 +88,26 @@ def test_headless_camera_says_what_it_reads(pages):
     assert result.returncode == 0, result.stderr
     assert re.match(r" +\d+\.\d s  frame 0  12 / 34  \(.*\)  read-out 1234  \d+ fps  .*two_lines\.png$",
                     result.stdout.splitlines()[0]), result.stdout
+
+
+def test_progress_line_counts_and_estimates():
+    import io
+
+    from firmware_harness import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = progress.Bar("train", 4, unit="epochs", stream=screen)
+    bar.advance(0)
+    bar.note = "val_accuracy 0.9900"
+    bar.advance(2)
+    bar.close()
+    last = screen.getvalue().split("\r")[-1]
+    assert re.match(r"\[train\] 2/4 epochs   50%  .*\d+:\d\d elapsed, ETA \d+:\d\d  val_accuracy 0\.9900", last), last
+    assert progress.clock(3725) == "1:02:05" and progress.clock(65) == "1:05"
+    log = io.StringIO()  # not a terminal: nothing drawn
+    progress.Bar("x", 3, stream=log).advance(3)
+    assert log.getvalue() == ""
