@@ -77,14 +77,15 @@ def train(
 
 @app.command()
 def models() -> None:
-    """List the registered models with their parameters and MACs; mark the default."""
-    from edgedigits import models as models_mod
+    """List the registered models with their parameters and MACs; mark the default (no TensorFlow needed)."""
+    import json
+    from importlib import resources
 
+    rows = json.loads(resources.files("edgedigits").joinpath("model_summary.json").read_text(encoding="utf-8"))
     typer.echo("params as the .tflite stores them (batch norm folded), MACs of one image")
-    for name in models_mod.model_names():
-        m = models_mod.create_model(name)
-        default = "  (default: the shipped model's architecture)" if name == DEFAULT_MODEL else ""
-        typer.echo(f"{name:14s} {models_mod.count_params(m):>10,} params {models_mod.count_macs(m):>12,} MACs{default}")
+    for row in rows:
+        default = "  (default: the shipped model's architecture)" if row["name"] == DEFAULT_MODEL else ""
+        typer.echo(f"{row['name']:14s} {row['params']:>10,} params {row['macs']:>12,} MACs{default}")
 
 
 def _raise_interrupted(signum, frame):

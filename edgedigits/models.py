@@ -8,6 +8,7 @@ quantization-aware training can fold batch norm into the convolution.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from edgedigits._tf import keras
 from firmware_harness.errors import UserError
@@ -35,6 +36,18 @@ def create_model(name: str, **kwargs) -> keras.Model:
     model = _REGISTRY[name](**kwargs)
     model._name = name  # noqa: SLF001 - keras has no public setter; the name goes into cards and files
     return model
+
+
+SUMMARY = Path(__file__).with_name("model_summary.json")  # what `edgedigits models` prints, without TensorFlow
+
+
+def summary() -> list[dict]:
+    """Name, parameters and MACs of every registered model as built with its defaults (model_summary.json)."""
+    rows = []
+    for name in model_names():
+        model = create_model(name)
+        rows.append({"name": name, "params": count_params(model), "macs": count_macs(model)})
+    return rows
 
 
 def count_params(model: keras.Model) -> int:
@@ -197,3 +210,10 @@ def cnn_deep() -> keras.Model:
         x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Dropout(0.25)(x)
     return keras.Model(inputs, _dense_head(x, 256, dropout=0.5))
+
+
+if __name__ == "__main__":  # python -m edgedigits.models: write model_summary.json after changing a builder
+    import json
+
+    SUMMARY.write_text(json.dumps(summary(), indent=2) + "\n")
+    print(f"wrote {SUMMARY}")

@@ -104,14 +104,14 @@ print("TENSORFLOW_LOADED" if "tensorflow" in sys.modules else "NO_TENSORFLOW", c
 """
 
 
-@pytest.mark.parametrize("command", ["bench", "evaluate", "--help"])
+@pytest.mark.parametrize("command", ["bench", "evaluate", "models", "--help"])
 def test_runtime_commands_never_import_tensorflow(command, mnist_path, shipped_model, tmp_path):
     import subprocess
     import sys
 
     args = {"bench": ["bench", str(shipped_model), "--data", str(mnist_path), "--runs", "5", "--limit", "100"],
             "evaluate": ["evaluate", str(shipped_model), "--data", str(mnist_path), "--out", str(tmp_path)],
-            "--help": ["--help"]}[command]
+            "models": ["models"], "--help": ["--help"]}[command]
     result = subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, timeout=300)
     assert "NO_TENSORFLOW 0" in result.stdout, result.stdout[-1000:] + result.stderr[-2000:]
 

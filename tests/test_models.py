@@ -102,3 +102,11 @@ def test_params_mean_one_thing_everywhere(shipped_model):
     assert models.count_params(models.create_model("ds_cnn_fast")) == 23_570
     assert tflite_file.parse(shipped_model.read_bytes()).param_count() == 23_570
     assert models.count_params(models.create_model("cnn_deep")) == 887_530  # no batch norm: Keras' count
+
+
+def test_the_summary_models_prints_is_the_registry_as_built():
+    """`edgedigits models` reads model_summary.json (no TensorFlow); after a builder changes,
+    `python -m edgedigits.models` writes it again."""
+    import json
+
+    assert json.loads(models.SUMMARY.read_text()) == models.summary()
