@@ -60,12 +60,12 @@ def test_two_lines_of_digits_read_as_two_lines(pages):
 def test_min_confidence_shows_doubtful_digits_as_question_marks(pages):
     path = pages / "two_lines.png"
     answer = json.loads(run_cli("predict", str(path), "--json").stdout)
-    ranked = sorted(answer["confidences"])
-    assert ranked[1] < ranked[2]
-    threshold = (ranked[1] + ranked[2]) / 2  # the two least confident digits fall below it
+    ranked = sorted(set(answer["confidences"]))
+    assert len(ranked) > 1, answer
+    threshold = (ranked[0] + ranked[1]) / 2  # the least confident digit(s) fall below it
     doubtful = json.loads(run_cli("predict", str(path), "--json", "--min-confidence", str(threshold)).stdout)
     expected = "".join("?" if c < threshold else d for d, c in zip(answer["digits"], answer["confidences"]))
-    assert doubtful["digits"] == expected and expected.count("?") == 2
+    assert doubtful["digits"] == expected and 0 < expected.count("?") < 4
     assert doubtful["confidences"] == answer["confidences"]
     assert run_cli("predict", str(path), "--min-confidence", "2").returncode == 2
 
