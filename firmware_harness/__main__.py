@@ -127,7 +127,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("no image files found in the given folders")
     failed = 0
-    bar = progress.Bar("predict", len(files), unit="images") if len(files) > 1 else None
+    # the results scrolling by on a terminal are progress enough; a bar is for output that goes to a file
+    bar = progress.Bar("predict", len(files), unit="images") if len(files) > 1 and not sys.stdout.isatty() else None
     for done in read_files(model, files, args.max_pixels, args.jobs):
         if bar:
             bar.advance()

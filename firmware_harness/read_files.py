@@ -34,7 +34,11 @@ _worker: dict = {}
 
 
 def _start_worker(model_path: Path, backend: str | None, threads: int | None, max_pixels: int) -> None:
+    import signal
+
     import cv2
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the pool
 
     cv2.setNumThreads(1)  # the workers are the parallelism
     _worker.update(model=Model(model_path, backend=backend, threads=threads, probe=False), max_pixels=max_pixels)
