@@ -30,8 +30,8 @@ class Line:
 
 def check_python() -> Line:
     version = platform.python_version()
-    ok = (3, 10) <= sys.version_info[:2] <= (3, 12)
-    return Line("ok" if ok else "fail", "python", version if ok else f"{version}; use Python 3.10-3.12")
+    ok = (3, 10) <= sys.version_info[:2] <= (3, 13)
+    return Line("ok" if ok else "fail", "python", version if ok else f"{version}; use Python 3.10-3.13")
 
 
 def check_packages() -> list[Line]:
@@ -50,11 +50,16 @@ def check_backends() -> list[Line]:
     lines = [Line("ok", f"backend {b.name}", b.version) for b in found]
     if not found:
         lines.append(Line("fail", "backend", "no TFLite interpreter; pip install 'edgedigits[litert]' "
-                                             "(or 'edgedigits[tflite]' on 32-bit ARM)"))
+                                             "(or 'edgedigits[tflite]' on 32-bit ARM, which needs Python 3.10-3.11)"))
     tflm = importlib.util.find_spec("tflite_micro") is not None
-    lines.append(Line("ok", "tflite-micro", package_version("tflite-micro") or "installed") if tflm else
-                 Line("warn", "tflite-micro", "not installed; `mcu` and the C header's arena size need: "
-                                              "pip install 'edgedigits[mcu]'"))
+    if tflm:
+        lines.append(Line("ok", "tflite-micro", package_version("tflite-micro") or "installed"))
+    elif sys.version_info[:2] >= (3, 13):
+        lines.append(Line("warn", "tflite-micro", f"no wheel for Python {sys.version_info[0]}.{sys.version_info[1]}; "
+                                                  "`mcu` and the C header's arena size need Python 3.10-3.12"))
+    else:
+        lines.append(Line("warn", "tflite-micro", "not installed; `mcu` and the C header's arena size need: "
+                                                  "pip install 'edgedigits[mcu]'"))
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from importlib import metadata
 
 import cv2
@@ -31,6 +32,7 @@ def test_doctor_matches_this_environment(mnist_path):
     result = run_cli("doctor", "--camera", "7", env={"EDGEDIGITS_DATA": str(mnist_path)})
     lines = _lines(result)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert lines["python"][0] == "OK"  # 3.10-3.13
     assert lines["numpy"] == ("OK", np.__version__)
     assert lines["opencv"] == ("OK", cv2.__version__)
     for name in ("tensorflow", "tf-keras", "tensorflow-model-optimization"):
@@ -41,6 +43,9 @@ def test_doctor_matches_this_environment(mnist_path):
     for backend, module in (("litert", "ai_edge_litert"), ("tflite-runtime", "tflite_runtime")):
         present = importlib.util.find_spec(module) is not None
         assert (f"backend {backend}" in lines) == present, backend
+    if importlib.util.find_spec("tflite_micro") is None and sys.version_info >= (3, 13):
+        assert lines["tflite-micro"] == ("WARN", "no wheel for Python 3.13; `mcu` and the C header's arena size "
+                                                 "need Python 3.10-3.12")
     assert lines["camera 7"][0] == "WARN" and "cannot be opened" in lines["camera 7"][1]
     assert lines["mnist"][0] == "OK" and str(mnist_path) in lines["mnist"][1]
     status, detail = lines["shipped model"]
