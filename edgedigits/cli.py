@@ -141,6 +141,8 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option(help="Folder for confusion.png, misclassified.png, evaluation.json "
                                                      "[default: beside the model; ./evaluation for the shipped model].")] = None,
     backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow (for .tflite).")] = None,
+    kernels: Annotated[str, typer.Option(help="The interpreter's kernels for .tflite: xnnpack, builtin or reference "
+                                              "(int8 accuracy depends on them).")] = "xnnpack",
 ) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and misclassified digits on the test set."""
     from edgedigits import evaluate as evaluate_mod
@@ -151,7 +153,7 @@ def evaluate(
     if where is None:
         raise UserError(f"no MNIST found: pass --data PATH or set {mnist.ENV_VAR}=/path/to/mnist.npz")
     test = mnist.load(where, splits=("test",))
-    predicted = evaluate_mod.predict_file(path, test.x_test, backend)
+    predicted = evaluate_mod.predict_file(path, test.x_test, backend, kernels)
     result = evaluate_mod.metrics(test.y_test, predicted)
     folder = atomic.ensure_dir(out or (path.parent if model else Path("evaluation")))  # not into the installed package
     atomic.write_json(folder / "evaluation.json", {"model": str(path), "data": test.source, **result})

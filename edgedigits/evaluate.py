@@ -48,13 +48,13 @@ def paired(y_true: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray)
     return {"only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": min(1.0, 2 * tail / 2 ** n)}
 
 
-def predict_file(model_path: Path, images: np.ndarray, backend: str | None = None) -> np.ndarray:
-    """Predicted digits for uint8 images from a `.tflite` or `.keras` model file."""
+def predict_file(model_path: Path, images: np.ndarray, backend: str | None = None, kernels: str = "xnnpack") -> np.ndarray:
+    """Predicted digits for uint8 images from a `.tflite` (with the given kernels) or `.keras` model file."""
     suffix = model_path.suffix.lower()
     if suffix == ".tflite":
         from firmware_harness.runtime import Model
 
-        return np.argmax(Model(model_path, backend=backend).predict(images), axis=1)
+        return np.argmax(Model(model_path, backend=backend, kernels=kernels).predict(images), axis=1)
     if suffix in (".keras", ".h5"):
         from edgedigits import data, train
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from edgedigits import cards, data
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.errors import UserError, WorkError
-from firmware_harness.runtime import Model
+from firmware_harness.runtime import KERNELS, Model
 
 FORMATS = ("fp32", "fp16", "dynamic", "int8")
 IO_TYPES = ("int8", "uint8")
@@ -105,16 +106,19 @@ def strip(content: bytes) -> bytes:
 
 @dataclass
 class Verification:
-    accuracy: float
+    accuracy: float  # LiteRT's default kernels (XNNPACK) on this machine
     agreement: float
     n_eval: int
     ops: list[str]  # builtin ops, as the interpreter names them
+    per_kernel: dict[str, float]  # accuracy with each of runtime.KERNELS (and TFLite Micro, added by the caller)
 
 
 def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Verification:
     """Run the file in a real interpreter on the test set: accuracy, top-1 agreement with Keras, integer check."""
     model = Model(content)
     predicted = np.argmax(model.predict(x_test), axis=1)
+    per_kernel = {kernels: float(np.mean(np.argmax(Model(content, kernels=kernels).predict(x_test), axis=1) == y_test))
+                  for kernels in KERNELS if kernels != model.kernels}
     floats = tflite_file.parse(content).float_activations() if fmt == "int8" else []
     if floats:
         raise WorkError(f"the int8 model still has float activations: {', '.join(floats[:5])}")
@@ -123,6 +127,7 @@ def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarra
         agreement=float(np.mean(predicted == np.argmax(keras_logits, axis=1))),
         n_eval=len(y_test),
         ops=model.op_names(),
+        per_kernel={model.kernels: float(np.mean(predicted == y_test)), **per_kernel},
     )
 
 
@@ -214,6 +219,8 @@ def build_card(content: bytes, fmt: str, io_type: str, verification: Verificatio
         "labels": LABELS,
         "preprocessing": PREPROCESSING,
         "tflite_accuracy": verification.accuracy,
+        "accuracy_per_kernel": {"machine": platform.machine(), **verification.per_kernel},
+        "accuracy_min_over_kernels": min(verification.per_kernel.values()),
         "agreement_with_keras": verification.agreement,
         "n_eval": verification.n_eval,
         "ops": verification.ops,

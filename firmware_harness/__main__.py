@@ -15,7 +15,7 @@ from pathlib import Path
 
 from firmware_harness import atomic, mnist
 from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
-from firmware_harness.runtime import BACKENDS
+from firmware_harness.runtime import BACKENDS, KERNELS
 
 
 def shipped_model() -> Path | None:
@@ -58,7 +58,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         test = mnist.DigitData(test.x_test[: args.limit], test.y_test[: args.limit], source=test.source,
                                is_mnist=test.is_mnist)
     settings = bench.BenchSettings(warmup=args.warmup, runs=args.runs, instances=args.instances, threads=args.threads,
-                                   backend=args.backend)
+                                   backend=args.backend, kernels=args.kernels)
     result = bench.run(models, test, settings)
     table = bench.markdown(result)
     print(table, end="")
@@ -177,6 +177,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     bench.add_argument("--instances", type=int, default=5,
                        help="fresh interpreters the runs are split over and pooled")
     bench.add_argument("--backend", choices=list(BACKENDS), help="[default: the first that imports]")
+    bench.add_argument("--kernels", choices=list(KERNELS), default="xnnpack",
+                       help="the interpreter's kernels: int8 accuracy depends on them")
     bench.add_argument("--limit", type=int, help="use only the first N test images")
     bench.add_argument("--json", type=Path, help="write {device, rows} JSON here")
     bench.add_argument("--markdown", type=Path, help="write the Markdown table here")

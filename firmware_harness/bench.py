@@ -40,6 +40,7 @@ class BenchSettings:
     instances: int = 5
     threads: int = 1
     backend: str | None = None
+    kernels: str = "xnnpack"  # runtime.KERNELS
 
 
 def percentiles(samples_ns: np.ndarray, keys=("p50", "p90", "p99")) -> dict:
@@ -90,7 +91,7 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
     Latency runs in `settings.instances` rounds; each round times a fresh interpreter of
     every model in turn, so a slow spell of the machine falls on all models alike.
     """
-    models = [Model(path, backend=settings.backend, threads=settings.threads, name=name)
+    models = [Model(path, backend=settings.backend, threads=settings.threads, name=name, kernels=settings.kernels)
               for path, name in zip(paths, distinct_names(paths))]
     rows = [_accuracy_row(model, path, test) for model, path in zip(models, paths)]
     per_instance = max(1, math.ceil(settings.runs / settings.instances))
@@ -98,7 +99,8 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
     for round_ in range(settings.instances):
         for model, timings in zip(models, samples):
             instance = model if round_ == 0 else Model(model.content, backend=model.backend.name,
-                                                       threads=settings.threads, name=model.name)
+                                                       threads=settings.threads, name=model.name,
+                                                       kernels=settings.kernels)
             timings.append(time_single(instance, test.x_test, settings.warmup, per_instance))
     for row, timings in zip(rows, samples):
         invoke_ns = np.concatenate([t[0] for t in timings])
@@ -128,6 +130,7 @@ def _accuracy_row(model: Model, path: Path, test: mnist.DigitData) -> dict:
         "path": str(path),
         "backend": model.backend.name,
         "backend_version": model.backend.version,
+        "kernels": model.kernels,
         "input_dtype": np.dtype(model.input.dtype).name,
         "bytes": model.size_bytes,
         "gzip_bytes": len(gzip.compress(model.content, compresslevel=9, mtime=0)),
@@ -161,7 +164,8 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         inv = r["invoke_us"]
         lines.append(
-            f"| {r['model']} | {r['input_dtype']} | {r['backend']} {r['backend_version']} | {r['bytes']:,} | "
+            f"| {r['model']} | {r['input_dtype']} | {r['backend']} {r['backend_version']}"
+            f"{'' if r.get('kernels', 'xnnpack') == 'xnnpack' else ' ' + r['kernels']} | {r['bytes']:,} | "
             f"{r['gzip_bytes']:,} | {r['params']:,} | {r['macs']:,} | {r['accuracy']:.2%} | {r['n_eval']:,} | "
             f"{inv['p50']:.1f} | {inv['p90']:.1f} | {inv['p99']:.1f} | {inv['mean']:.1f} | {r['e2e_us']['p50']:.1f} | "
             f"{r['images_per_s']:,.0f} | {r['threads']} |"

@@ -168,6 +168,15 @@ class McuReport:
     reference: str  # the desktop backend compared against
 
 
+def predictions(content: bytes, arena: int, inputs: np.ndarray) -> np.ndarray:
+    """TFLM's top-1 answer for each already-quantized input, in a child process with `arena` bytes."""
+    run = _run(content, arena, inputs)
+    if not run.ok:
+        last = (run.log.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"TFLite Micro failed on the test images: {last}")
+    return run.predictions
+
+
 def check(model: Model, images: np.ndarray) -> McuReport:
     """Arena, ops and top-1 agreement with `model`'s desktop interpreter on `images` (uint8)."""
     version = tflm_version()
@@ -177,10 +186,6 @@ def check(model: Model, images: np.ndarray) -> McuReport:
         arena = arena_bytes(model.content, inputs[:1])
     except MissingOps as e:
         return McuReport(ops, e.ops, 0, 0.0, 0, version, model.backend.name)
-    run = _run(model.content, arena + 1024, inputs)
-    if not run.ok:
-        last = (run.log.strip().splitlines() or ["no message"])[-1]
-        raise UserError(f"TFLite Micro failed on the test images: {last}")
+    tflm = predictions(model.content, arena + 1024, inputs)
     desktop = np.argmax(model.predict(images), axis=1)
-    return McuReport(ops, [], arena, float(np.mean(run.predictions == desktop)), len(images), version,
-                     model.backend.name)
+    return McuReport(ops, [], arena, float(np.mean(tflm == desktop)), len(images), version, model.backend.name)

@@ -30,6 +30,13 @@ BACKENDS = {
     "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter", "tflite-runtime"),
     "tensorflow": ("tensorflow", "lite.Interpreter", "tensorflow"),
 }
+# Kernel families an interpreter can run a model with (its op resolver). int8 results depend on
+# them: XNNPACK requantizes differently on x86 and ARM, and the reference kernels differ again.
+KERNELS = {
+    "xnnpack": "AUTO",  # the default: builtin kernels with the XNNPACK delegate
+    "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",  # TFLite's optimized kernels (ruy, gemmlowp), no XNNPACK
+    "reference": "BUILTIN_REF",  # TFLite's reference kernels: plain loops, the closest to TFLite Micro
+}
 MAX_MODEL_BYTES = 256 << 20
 BATCH = 1024  # images per invoke when predicting many
 # A model is first loaded and run in a child process with a memory limit: the file declares
@@ -51,6 +58,10 @@ class Backend:
     name: str
     version: str
     interpreter: type
+
+    def resolver(self, kernels: str):
+        """The interpreter's OpResolverType member for a KERNELS name."""
+        return getattr(sys.modules[self.interpreter.__module__].OpResolverType, KERNELS[kernels])
 
 
 @cache
@@ -118,7 +129,7 @@ class Model:
     """A digit classifier: float images in [0, 1] (or uint8 pixels) in, float logits out."""
 
     def __init__(self, source: str | os.PathLike | bytes, backend: str | None = None, threads: int | None = None,
-                 name: str | None = None, probe: bool = True, label: str | None = None):
+                 name: str | None = None, probe: bool = True, label: str | None = None, kernels: str = "xnnpack"):
         if isinstance(source, (bytes, bytearray)):
             self.content, self.path = bytes(source), None
         else:
@@ -133,11 +144,15 @@ class Model:
         _check_digit_model(self.info, label)
         self.backend = get_backend(backend)
         self.threads = threads
+        if kernels not in KERNELS:
+            raise UserError(f"unknown kernels '{kernels}'; choose one of: {', '.join(KERNELS)}")
+        self.kernels = kernels
         if probe and not _trusted(self.content):
             _probe_in_child(self.content, self.backend.name, label)
         try:
             with native_stderr.captured(replay_on_error=False):  # "INFO: Created ... XNNPACK delegate"
-                self._interp = self.backend.interpreter(model_content=self.content, num_threads=threads)
+                self._interp = self.backend.interpreter(model_content=self.content, num_threads=threads,
+                                                        experimental_op_resolver_type=self.backend.resolver(kernels))
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise Refused(f"{label}: the {self.backend.name} interpreter refused it ({_reason(e)})") from e

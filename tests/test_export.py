@@ -81,6 +81,21 @@ def test_c_array_holds_exactly_the_tflite_bytes(exported):
     assert arena == json.loads((out / "micro_int8.json").read_text())["tensor_arena_bytes"]
 
 
+def test_the_card_gives_accuracy_per_kernel_and_its_minimum(exported, test_set):
+    import importlib.util
+
+    out, result = exported
+    card = json.loads((out / "micro_int8.json").read_text())
+    per_kernel = card["accuracy_per_kernel"]
+    kernels = {"xnnpack", "builtin", "reference"} | ({"tflite_micro"} if importlib.util.find_spec("tflite_micro") else set())
+    assert set(per_kernel) == {"machine"} | kernels
+    for kernel in kernels - {"tflite_micro"}:
+        model = Model(out / "micro_int8.tflite", kernels=kernel)
+        assert per_kernel[kernel] == np.mean(np.argmax(model.predict(test_set[0]), axis=1) == test_set[1])
+    assert card["accuracy_min_over_kernels"] == min(per_kernel[k] for k in kernels)
+    assert "by kernel: xnnpack" in result.stderr
+
+
 def test_every_card_field_is_present_and_true(exported, test_set):
     out, _ = exported
     content = (out / "micro_int8.tflite").read_bytes()

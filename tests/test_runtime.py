@@ -114,3 +114,13 @@ def test_backends_in_preference_order(shipped_model):
     assert Model(shipped_model).backend.name == first
     forced = Model(shipped_model, backend=first)
     assert forced.backend.version not in ("", "unknown")
+
+
+def test_kernels_choose_the_interpreters_op_resolver(shipped_model, test_images):
+    """int8 answers depend on the kernels: the reference kernels requantize unlike XNNPACK on some images."""
+    x, _ = test_images
+    logits = {k: Model(shipped_model, kernels=k).predict(x[:1000]) for k in runtime.KERNELS}
+    assert not np.array_equal(logits["xnnpack"], logits["reference"])
+    assert np.abs(logits["xnnpack"] - logits["reference"]).max() < 1.0, "a few quantization steps, not another model"
+    with pytest.raises(UserError, match="unknown kernels 'gpu'"):
+        Model(shipped_model, kernels="gpu")
