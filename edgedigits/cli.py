@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgedigits import DEFAULT_MODEL
+from edgedigits import DEFAULT_MODEL, MODEL_SUMMARY
 from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
 
 app = typer.Typer(
@@ -81,7 +81,7 @@ def models() -> None:
     import json
     from importlib import resources
 
-    rows = json.loads(resources.files("edgedigits").joinpath("model_summary.json").read_text(encoding="utf-8"))
+    rows = json.loads(resources.files("edgedigits").joinpath(MODEL_SUMMARY).read_text(encoding="utf-8"))
     typer.echo("params as the .tflite stores them (batch norm folded), MACs of one image")
     for row in rows:
         default = "  (default: the shipped model's architecture)" if row["name"] == DEFAULT_MODEL else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from edgedigits import MODEL_SUMMARY
 from edgedigits._tf import keras
 from firmware_harness.errors import UserError
 
@@ -38,7 +39,7 @@ def create_model(name: str, **kwargs) -> keras.Model:
     return model
 
 
-SUMMARY = Path(__file__).with_name("model_summary.json")  # what `edgedigits models` prints, without TensorFlow
+SUMMARY = Path(__file__).with_name(MODEL_SUMMARY)  # what `edgedigits models` prints, without TensorFlow
 
 
 def summary() -> list[dict]:

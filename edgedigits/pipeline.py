@@ -224,11 +224,7 @@ def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.
     """Verify a converted file, measure its TFLM arena if it is int8, write the artifacts (added to `written`)."""
     check = export.verify(content, fmt, keras_logits, splits.x_test, splits.y_test)
     if fmt == "int8":
-        extra.update(_tflm_arena(content, splits.x_test[:1]))
-        if "tensor_arena_bytes" in extra:  # TFLite Micro's own kernels, on the whole test set
-            inputs = Model(content).quantize(splits.x_test)
-            answers = mcu.predictions(content, extra["tensor_arena_bytes"] + 1024, inputs)
-            check.per_kernel["tflite_micro"] = float(np.mean(answers == splits.y_test))
+        extra.update(_tflm(content, splits, check))
     card = export.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
     written += export.write_artifacts(out_dir, name, content, card)
     kernels = ", ".join(f"{k} {v:.2%}" for k, v in check.per_kernel.items())
@@ -237,10 +233,15 @@ def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.
     return card
 
 
-def _tflm_arena(content: bytes, sample: np.ndarray) -> dict:
-    """The TFLM tensor arena for the C header, when the tflite-micro wheel is installed."""
+def _tflm(content: bytes, splits: data.Splits, check: export.Verification) -> dict:
+    """With the tflite-micro wheel: the TFLM tensor arena for the C header, and TFLM's own kernels' accuracy
+    on the whole test set, added to `check.per_kernel`. Without it, nothing (the header goes without an arena)."""
     try:
         version = mcu.tflm_version()
     except UserError:
-        return {}  # no TFLM here: the header goes without an arena size
-    return {"tensor_arena_bytes": mcu.arena_bytes(content, Model(content).quantize(sample)), "tflm_version": version}
+        return {}
+    inputs = Model(content).quantize(splits.x_test)
+    arena = mcu.arena_bytes(content, inputs[:1])
+    answers = mcu.predictions(content, arena + 1024, inputs)
+    check.per_kernel["tflite_micro"] = float(np.mean(answers == splits.y_test))
+    return {"tensor_arena_bytes": arena, "tflm_version": version}

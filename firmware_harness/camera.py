@@ -42,8 +42,8 @@ class FrameSource:
 
     def __init__(self, source: str):
         self.source = source
-        self.frames_read = 0
         self._files: list[Path] | None = None
+        self._next_file = 0
         self.current_file: Path | None = None  # the image a frame from a folder came from
         self._capture = None
         self._picamera = None
@@ -79,23 +79,19 @@ class FrameSource:
         if self._files is not None:
             return self._read_file()
         if self._picamera is not None:
-            frame = self._picamera.capture_array()
-        else:
-            frame = self._read_capture()
-        if frame is not None:
-            self.frames_read += 1
-        return frame
+            return self._picamera.capture_array()
+        return self._read_capture()
 
     def _read_file(self) -> np.ndarray | None:
         """The next image of the folder that reads; one that does not is skipped with a one-line warning."""
-        while self._files:
-            path = self._files.pop(0)
+        while self._next_file < len(self._files):
+            path = self._files[self._next_file]
+            self._next_file += 1
             try:
                 frame = images.read(path)
             except UserError as e:
                 print(f"warning: skipped {e}", file=sys.stderr)
                 continue
-            self.frames_read += 1
             self.current_file = path
             return frame
         return None

@@ -211,10 +211,9 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
     min_area = max(12, int(2e-5 * height * width))
     has_sure_ink = np.zeros(count, bool)
     has_sure_ink[labels[flat > level]] = True
+    has_sure_ink[0] = False  # the background
     blobs = []
     for i in np.flatnonzero((areas >= min_area) & has_sure_ink):
-        if i == 0:
-            continue  # the background
         x, y, w, h, area = (int(v) for v in stats[i])
         touches = x == 0 or y == 0 or x + w == width or y + h == height
         large = area > 0.3 * height * width
