@@ -19,15 +19,12 @@ import firmware_harness
 from firmware_harness import atomic, mnist
 from firmware_harness.errors import UserError
 
-# Wheels checked on PyPI for Python 3.11: ai-edge-litert 2.3 (manylinux_2_27 aarch64) and
-# tflite-runtime 2.14 (manylinux_2_34 armv7l, i.e. Raspberry Pi OS Bookworm); OpenCV has no
-# armv7l wheel on PyPI, piwheels (on by default on Raspberry Pi OS) has one.
+# The extras `litert` and `tflite-system` of pyproject.toml. Wheels on PyPI: ai-edge-litert 2.3 (manylinux_2_27
+# aarch64, Python 3.10-3.13) and tflite-runtime 2.14 (manylinux_2_34 armv7l, Python 3.11 on Raspberry Pi OS
+# Bookworm). PyPI has no armv7l numpy or OpenCV: on 32-bit they come from Debian's packages (benchmarks/arm.py).
 REQUIREMENTS = {
     "requirements-64bit.txt": "ai-edge-litert>=2.1,<2.4\nnumpy>=1.24,<3\nopencv-python-headless>=4.8,<5.1\n",
-    "requirements-32bit.txt": (
-        "--extra-index-url https://www.piwheels.org/simple\n"
-        "tflite-runtime>=2.14,<2.15\nnumpy>=1.24,<2\nopencv-python-headless>=4.8,<4.11\n"
-    ),
+    "requirements-32bit.txt": "tflite-runtime>=2.14,<2.15\nnumpy>=1.24,<2\n",
 }
 RUN_SH = """#!/usr/bin/env bash
 # Benchmark the models in this folder on this device (Raspberry Pi OS, or any Linux).
@@ -35,21 +32,28 @@ RUN_SH = """#!/usr/bin/env bash
 set -euo pipefail
 cd "$(dirname "$0")"
 case "$(uname -m)" in
-  aarch64|arm64|x86_64) requirements=requirements-64bit.txt ;;
-  armv7l|armv6l) requirements=requirements-32bit.txt ;;
+  aarch64|arm64|x86_64) requirements=requirements-64bit.txt venv_options="" ;;
+  armv7l|armv6l)
+    # No armv7l wheels of numpy or OpenCV on PyPI: the venv sees Debian's (python3-numpy, python3-opencv).
+    requirements=requirements-32bit.txt venv_options=--system-site-packages
+    if ! python3 -c "import numpy" 2>/dev/null; then
+      echo "error: 32-bit Raspberry Pi OS needs numpy from Debian: sudo apt install python3-numpy python3-opencv" >&2
+      exit 2
+    fi ;;
   *) echo "error: no TFLite wheels known for $(uname -m)" >&2; exit 2 ;;
 esac
-if [ ! -x .venv/bin/python ]; then
-  # Made in .venv.partial and renamed when the install has finished: a failed install (a flaky
-  # network) leaves no half-made .venv, and the next run starts it again.
-  rm -rf .venv.partial
-  python3 -m venv .venv.partial
-  if ! .venv.partial/bin/pip install --quiet -r "$requirements"; then
-    rm -rf .venv.partial
+if [ ! -f .venv/.edgedigits-installed ]; then
+  # The marker is written when the install has finished: a failed install (a flaky network) leaves
+  # no .venv, and one cut short leaves no marker, so the next run starts it again. (A venv cannot be
+  # made elsewhere and renamed: its scripts name the folder it was made in.)
+  rm -rf .venv
+  python3 -m venv $venv_options .venv
+  if ! .venv/bin/pip install --quiet -r "$requirements"; then
+    rm -rf .venv
     echo "error: pip install -r $requirements failed (see above); check the network and run ./run.sh again" >&2
     exit 1
   fi
-  mv .venv.partial .venv
+  touch .venv/.edgedigits-installed
 fi
 mkdir -p results
 .venv/bin/python -m firmware_harness bench models/*.tflite --data data/mnist_test.npz \\

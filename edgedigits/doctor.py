@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from firmware_harness import mnist, runtime
-from firmware_harness.device import package_version
-from firmware_harness.errors import UserError
+from firmware_harness.device import opencv_version, package_version
+from firmware_harness.errors import NO_OPENCV, UserError
 
 TRAIN_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "matplotlib")
 CHECK_IMAGES = 100
@@ -35,9 +35,9 @@ def check_python() -> Line:
 
 
 def check_packages() -> list[Line]:
-    import cv2
-
-    lines = [Line("ok", "numpy", np.__version__), Line("ok", "opencv", cv2.__version__)]
+    opencv = opencv_version()
+    lines = [Line("ok", "numpy", np.__version__),
+             Line("ok", "opencv", opencv) if opencv else Line("warn", "opencv", NO_OPENCV)]
     for name in TRAIN_PACKAGES:
         version = package_version(name)
         lines.append(Line("ok", name, version) if version else
@@ -49,8 +49,8 @@ def check_backends() -> list[Line]:
     found = runtime.available_backends()
     lines = [Line("ok", f"backend {b.name}", b.version) for b in found]
     if not found:
-        lines.append(Line("fail", "backend", "no TFLite interpreter; pip install 'edgedigits[litert]' "
-                                             "(or 'edgedigits[tflite]' on 32-bit ARM, which needs Python 3.10-3.11)"))
+        lines.append(Line("fail", "backend", "no TFLite interpreter; pip install 'edgedigits[litert]' (on 32-bit "
+                                             "Raspberry Pi OS, Python 3.10-3.11: 'edgedigits[tflite-system]')"))
     tflm = importlib.util.find_spec("tflite_micro") is not None
     if tflm:
         lines.append(Line("ok", "tflite-micro", package_version("tflite-micro") or "installed"))
@@ -64,6 +64,8 @@ def check_backends() -> list[Line]:
 
 
 def check_camera(index: int = 0) -> Line:
+    if opencv_version() is None:
+        return Line("warn", f"camera {index}", "not checked: OpenCV is not installed")
     from firmware_harness import camera
 
     try:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from firmware_harness import atomic, mnist
-from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
+from firmware_harness.errors import NO_OPENCV, Interrupted, UserError, WorkError, printable_streams
 from firmware_harness.runtime import BACKENDS, KERNELS
 
 
@@ -254,6 +254,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness"
     except (UserError, WorkError) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except ModuleNotFoundError as e:
+        if e.name != "cv2":
+            raise
+        print(f"error: {NO_OPENCV}", file=sys.stderr)
+        return WorkError.exit_code
     except Interrupted:
         print("interrupted", file=sys.stderr)
         return Interrupted.exit_code

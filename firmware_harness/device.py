@@ -16,6 +16,15 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def opencv_version() -> str | None:
+    """The version of the OpenCV that imports (pip's or the system's: Debian's python3-opencv), or None."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2.__version__
+
+
 @cache
 def cpu_model() -> str:
     """The CPU's marketing name (Linux /proc/cpuinfo, else platform)."""
@@ -39,5 +48,5 @@ def machine_info() -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "numpy": package_version("numpy"),
-        "opencv": package_version("opencv-python-headless") or package_version("opencv-python"),
+        "opencv": opencv_version(),
     }

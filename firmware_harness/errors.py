@@ -13,6 +13,10 @@ class WorkError(Exception):
     exit_code = 1
 
 
+NO_OPENCV = ("OpenCV is not installed; predict and camera need it: pip install opencv-python-headless "
+             "(on 32-bit Raspberry Pi OS: sudo apt install python3-opencv)")
+
+
 class Interrupted(BaseException):
     """Ctrl-C, raised by the CLIs' SIGINT handler.
 

@@ -25,12 +25,13 @@ def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
     assert os.access(out / "run.sh", os.X_OK)
     assert subprocess.run(["bash", "-n", str(out / "run.sh")]).returncode == 0
 
-    # run.sh skips the install when .venv exists: point it at this interpreter and run it for real.
+    # run.sh skips the install when .venv is marked installed: point it at this interpreter and run it for real.
     # A wrapper, not a symlink: a symlinked venv python outside its venv loses the venv's site-packages.
     python = out / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
+    (out / ".venv" / ".edgedigits-installed").touch()
     env = {**os.environ, "PYTHONPATH": ""}
     run = subprocess.run([str(out / "run.sh"), "--runs", "50", "--warmup", "5"], capture_output=True, text=True,
                          env=env, timeout=600)

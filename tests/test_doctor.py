@@ -66,3 +66,27 @@ def test_doctor_reports_a_damaged_data_file(tmp_path):
     result = run_cli("doctor", "--camera", "7", env={"EDGEDIGITS_DATA": str(bad)})
     assert result.returncode == 1
     assert _lines(result)["mnist"][0] == "FAIL"
+
+
+def test_without_opencv_doctor_says_so_and_predict_fails_in_one_line(mnist_path, shipped_model, tmp_path):
+    """As on a 32-bit Pi before `apt install python3-opencv`: OpenCV does not import (None in sys.modules)."""
+    import subprocess
+
+    def without_cv2(*args):
+        code = ("import sys; sys.modules['cv2'] = None; sys.argv = ['edgedigits', *sys.argv[1:]]; "
+                "from edgedigits.launch import main; main()")
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "EDGEDIGITS_DATA": str(mnist_path)})
+
+    doctor = without_cv2("doctor", "--camera", "7")
+    lines = _lines(doctor)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert lines["opencv"][0] == "WARN" and "python3-opencv" in lines["opencv"][1]
+    assert lines["camera 7"][0] == "WARN" and lines["shipped model"][0] == "OK"
+    image = tmp_path / "digit.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    predict = without_cv2("predict", str(image))
+    assert predict.returncode == 1 and predict.stderr.startswith("error: OpenCV is not installed")
+    assert "Traceback" not in predict.stderr and len(predict.stderr.strip().splitlines()) == 1
+    bench = without_cv2("bench", str(shipped_model), "--limit", "500", "--runs", "10", "--warmup", "1")
+    assert bench.returncode == 0, bench.stderr  # bench needs no OpenCV

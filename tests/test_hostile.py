@@ -172,10 +172,11 @@ def test_run_sh_leaves_no_half_made_environment_when_the_install_fails(tmp_path,
     for name in ("requirements-64bit.txt", "requirements-32bit.txt"):
         (out / name).write_text("edgedigits-no-such-package==0\n")
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+    (out / ".venv" / "bin").mkdir(parents=True)  # an install cut short (power lost): no marker, so made again
     for _ in range(2):  # and again: the failed attempt left nothing that the next one trips on
         run = subprocess.run([str(out / "run.sh")], capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 1 and "error: pip install -r requirements-" in run.stderr, run.stderr[-2000:]
-        assert not (out / ".venv").exists() and not (out / ".venv.partial").exists()
+        assert not (out / ".venv").exists()
     assert "Traceback" not in run.stderr
     readme = (out / "README.md").read_text()  # and it says how to run predict and camera there
     assert "firmware_harness predict" in readme and "firmware_harness camera" in readme
