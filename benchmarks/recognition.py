@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model
 from record import RESULTS, record
+from zoo import read_folder
 
 TARGETS = {"single_accuracy": 0.985, "scene_exact": 0.90, "scene_per_digit": 0.98}
 
@@ -49,18 +48,6 @@ def write_images(folder: Path, x: np.ndarray, y: np.ndarray, singles: int, scene
         cv2.imwrite(str(folder / name), scene.image)
         truth[name] = scene.text
     return truth
-
-
-def read_folder(folder: Path, model: Path) -> dict[str, str]:
-    """{file name: digits read} from one real `edgedigits predict --json` run over `folder`."""
-    try:
-        done = subprocess.run(["edgedigits", "predict", str(folder), "--json", "--model", str(model)],
-                              capture_output=True, text=True)
-    except FileNotFoundError:
-        sys.exit("error: no `edgedigits` command on PATH; activate the environment edgedigits is installed in")
-    if done.returncode != 0:
-        sys.exit(f"error: edgedigits predict failed on {model.name} ({done.returncode}): {done.stderr[-500:]}")
-    return {Path(line["path"]).name: line["digits"] for line in map(json.loads, done.stdout.splitlines())}
 
 
 def score(truth: dict, read: dict) -> dict:

@@ -20,80 +20,17 @@ import json
 import pickle
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from record import RESULTS, record
+from zoo import CACHE, export_once, vs_cnn_deep, zoo, zoo_folder, zoo_plan
 
-if TYPE_CHECKING:
-    from edgedigits.data import Splits
-    from edgedigits.pipeline import ExportPlan
+from edgedigits.formats import FORMATS
 
-ROOT = Path(__file__).resolve().parents[1]
-FORMATS = ("fp32", "fp16", "dynamic", "int8")
 # The machine drifts between a fast and a slow state within a run, so each file's latency pools
 # 50 runs from each of 50 rounds (a fresh interpreter of every file per round) spread over the run.
 LATENCY_ROUNDS = 50
-
-
-@dataclass(frozen=True)
-class ZooEntry:
-    model: str
-    epochs: int
-    compressed: bool = False  # also the pruned + QAT int8 of `edgedigits export --int8`
-
-
-ZOO = (
-    ZooEntry("ds_cnn", 30, compressed=True),
-    ZooEntry("ds_cnn_fast", 30, compressed=True),
-    ZooEntry("ds_cnn_micro", 30, compressed=True),
-    ZooEntry("mlp", 20),
-    ZooEntry("lenet5", 20),
-    ZooEntry("cnn_basic", 12),
-    ZooEntry("cnn_bn", 12),
-    ZooEntry("cnn_deep", 15),
-)
-
-
-def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0) -> ExportPlan:
-    """The `edgedigits export` plan of a zoo model: its recipe, every format, and the chain for the ds_cnn presets."""
-    from edgedigits import pipeline
-
-    defaults = pipeline.ExportPlan
-    return pipeline.ExportPlan(model=entry.model, int8=entry.compressed, formats=FORMATS,
-                               epochs=1 if quick else entry.epochs,
-                               prune_epochs=1 if quick else defaults.prune_epochs,
-                               qat_epochs=1 if quick else defaults.qat_epochs,
-                               name=f"{entry.model}_pruned_qat_int8", seed=seed)
-
-
-def seeded(name: str, seed: int) -> str:
-    """A zoo name at a training seed: seed 0, the zoo table's own run, keeps the name; another gains `_seed<N>`."""
-    return name if seed == 0 else f"{name}_seed{seed}"
-
-
-def unseeded(name: str) -> tuple[str, int]:
-    """The inverse of `seeded`: 'cnn_deep_int8_seed2' -> ('cnn_deep_int8', 2), 'cnn_deep_int8' -> (.., 0)."""
-    base, _, seed = name.rpartition("_seed")
-    return (base, int(seed)) if base and seed.isdigit() else (name, 0)
-
-
-def zoo_folder(cache: Path, entry: ZooEntry, seed: int = 0) -> Path:
-    """Where a zoo model's files and checkpoints are cached."""
-    return cache / seeded(entry.model, seed)
-
-
-def export_once(plan: ExportPlan, splits: Splits, out: Path) -> bool:
-    """Run the export chain into `out` unless all its files are there; True when it ran."""
-    from edgedigits import pipeline
-
-    if all((out / f"{name}.tflite").exists() for name in plan.artifact_names()):
-        return False
-    print(f"== {plan.model} (seed {plan.seed})", file=sys.stderr, flush=True)
-    pipeline.run(plan, splits, out)
-    return True
 
 
 COMPARED = {  # results.json key -> the row the issue's ratios are computed for
@@ -165,7 +102,7 @@ def classical(splits, quick: bool) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2,000-image slices, 1 epoch: a smoke test")
-    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache")
+    parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
     args = parser.parse_args()
 
@@ -183,14 +120,14 @@ def main() -> int:
     suffix = "_quick" if args.quick else ""
     trained = []  # models trained (or resumed) in this run rather than reused from the cache
     train_s = {}  # each float model's training wall time, from its card (whichever run trained it)
-    for entry in ZOO:
+    for entry in zoo():
         plan, out = zoo_plan(entry, args.quick), zoo_folder(cache, entry)
         if export_once(plan, splits, out):
             trained.append(entry.model)
         run_dir = pipeline.run_folder(plan, splits, out)
         train_s[entry.model] = json.loads((run_dir / "card.json").read_text())["wall_time_s"]
         atomic.write_bytes(args.results / f"curves_{entry.model}{suffix}.png", (run_dir / "curves.png").read_bytes())
-        for fmt in FORMATS:
+        for fmt in FORMATS:  # the export formats' catalogue
             files[f"{entry.model}_{fmt}"] = (fmt, out / f"{plan.artifact_name(fmt)}.tflite")
         if entry.compressed:
             files[f"{entry.model}_pruned_qat_int8"] = ("int8 pruned+QAT", out / f"{plan.artifact_name()}.tflite")
@@ -256,20 +193,11 @@ def comparisons(rows: list[dict], subject: str, predicted: dict[str, np.ndarray]
     return out
 
 
-def vs_cnn_deep(y_true: np.ndarray, predicted: np.ndarray, predicted_deep: np.ndarray) -> dict:
-    """The images only this model / only cnn_deep int8 reads right, and the McNemar p of that split."""
-    from edgedigits.evaluate import paired
-
-    split = paired(y_true, predicted, predicted_deep)
-    return {"only_this_right": split["only_a_right"], "only_cnn_deep_right": split["only_b_right"],
-            "mcnemar_p": float(f"{split['mcnemar_p']:.3g}")}
-
-
 def trained_phrase(trained: list[str]) -> str:
     """Which float models this run trained, for the results header."""
     if not trained:
         return "every float model from the checkpoint cache; "
-    if len(trained) == len(ZOO):
+    if len(trained) == len(zoo()):
         return "every float model trained in this run (an empty checkpoint cache); "
     return f"training {', '.join(trained)} in this run (the rest from the checkpoint cache); "
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 from record import RESULTS, record
-from run import ROOT, ZOO, export_once, zoo_folder, zoo_plan
+from zoo import CACHE, export_once, spread, zoo, zoo_folder, zoo_plan
 
 KEYS = {"float": "float (Keras)", "int8": "int8 post-training", "pruned_qat_int8": "int8 pruned+QAT"}
 
@@ -29,10 +28,10 @@ KEYS = {"float": "float (Keras)", "int8": "int8 post-training", "pruned_qat_int8
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["ds_cnn", "ds_cnn_fast", "cnn_deep"],
-                        choices=[e.model for e in ZOO], help="zoo models to repeat")
+                        choices=[e.model for e in zoo()], help="zoo models to repeat")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
     parser.add_argument("--quick", action="store_true", help="2,000-image slices, 1 epoch: a smoke test")
-    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache")
+    parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
     args = parser.parse_args()
 
@@ -42,7 +41,7 @@ def main() -> int:
     splits = data.load_splits(None, limit=2000 if args.quick else None)
     cache = args.cache / ("quick" if args.quick else "full")
     runs, trained = [], []
-    for entry in (e for e in ZOO if e.model in args.models):
+    for entry in (e for e in zoo() if e.model in args.models):
         for seed in args.seeds:
             plan, out = zoo_plan(entry, args.quick, seed), zoo_folder(cache, entry, seed)
             if export_once(plan, splits, out):
@@ -62,13 +61,6 @@ def main() -> int:
     result["vs_cnn_deep_int8"] = mean_differences(result["summary"])
     record("seed_spread_quick" if args.quick else "seed_spread", result, markdown(result), args.results)
     return 0
-
-
-def spread(values: list[float]) -> dict:
-    """One figure over the seeds: mean, sample standard deviation, min, max and count."""
-    return {"mean": round(statistics.fmean(values), 6),
-            "std": round(statistics.stdev(values), 6) if len(values) > 1 else None,
-            "min": min(values), "max": max(values), "n": len(values)}
 
 
 def summary(runs: list[dict]) -> dict:

@@ -25,10 +25,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from recognition import read_folder
 from record import RESULTS, record
-from run import ROOT, ZOO, seeded, unseeded, vs_cnn_deep, zoo_folder
-from seed_spread import spread
+from zoo import CACHE, read_folder, seeded, spread, unseeded, vs_cnn_deep, zoo, zoo_folder
 
 from firmware_harness.__main__ import shipped_model
 from firmware_harness.device import machine_info
@@ -51,7 +49,7 @@ def zoo_int8_files(cache: Path, seeds: list[int]) -> dict[str, Path]:
     Seed 0 is the zoo run's; another seed's (seed_spread.py's runs) is named by `seeded`."""
     found = {}
     for seed in seeds:
-        for entry in ZOO:
+        for entry in zoo():
             folder = zoo_folder(cache / "full", entry, seed)
             for name in (f"{entry.model}_int8", f"{entry.model}_pruned_qat_int8"):
                 if (folder / f"{name}.tflite").is_file():
@@ -109,7 +107,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds whose zoo files to read when cached (default 0 1 2, as seed_spread.py)")
     parser.add_argument("--limit", type=int, help="only the first N digits")
-    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / ".cache", help="the zoo's cache")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="the zoo's cache")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where uci_digits.json/.md go")
     args = parser.parse_args()
     if min(args.size) < 16 or (args.limit is not None and args.limit < 1):

@@ -1,4 +1,11 @@
 """edgedigits: train, compress, export and run handwritten-digit models on edge devices."""
 
+import os
+
+# tensorflow-model-optimization needs Keras 2 (tf_keras), chosen before TensorFlow is first imported;
+# set here, by the desktop package, so that a device command run through it (bench --backend tensorflow)
+# leaves TensorFlow loadable for training in the same process. The device runtime knows nothing of Keras.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 DEFAULT_MODEL = "ds_cnn_fast"  # what `train` and `export` build by default; the shipped model is its export
 MODEL_SUMMARY = "model_summary.json"  # the registry's names, params and MACs, for `models` without TensorFlow

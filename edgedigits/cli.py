@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgedigits import DEFAULT_MODEL, MODEL_SUMMARY
+from edgedigits import formats as formats_mod
 from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
 
 app = typer.Typer(
@@ -95,7 +96,7 @@ def _raise_interrupted(signum, frame):
 @app.command()
 def export(
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Prune, quantization-aware train and export the full-integer model.")] = True,
-    formats: Annotated[str, typer.Option(help="Also convert the float model to these formats: comma list of fp32, fp16, dynamic, int8 (post-training).")] = "",
+    formats: Annotated[str, typer.Option(help=f"Also convert the float model to these formats, a comma list: {formats_mod.help_text()}.")] = "",
     model: Annotated[Optional[str], typer.Option(help=f"Registry model name [default: {DEFAULT_MODEL}, or the model saved in --from].")] = None,
     sparsity: Annotated[float, typer.Option(help="Target fraction of zero weights, 0 to 0.95 (0: plain QAT).")] = 0.5,
     epochs: Annotated[int, typer.Option(help="Float training epochs.")] = 30,

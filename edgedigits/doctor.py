@@ -66,10 +66,10 @@ def check_backends() -> list[Line]:
 def check_camera(index: int = 0) -> Line:
     if opencv_version() is None:
         return Line("warn", f"camera {index}", "not checked: OpenCV is not installed")
-    from firmware_harness import camera
+    from firmware_harness import sources
 
     try:
-        source = camera.FrameSource(str(index))
+        source = sources.open_source(str(index))
     except UserError as e:
         reason = str(e).removeprefix(f"camera {index}: ")
         return Line("warn", f"camera {index}", f"{reason}; `camera --source` also takes a video file, a folder or a URL")

@@ -1,7 +1,7 @@
 """TFLite conversion and the artifacts a phone app or a firmware build embeds.
 
-Formats: fp32, fp16 (weights), dynamic-range (int8 weights, float activations) and
-full-integer int8 (int8 or uint8 input/output), calibrated on training images. After
+The formats are the catalogue in `edgedigits/formats.py`; full-integer int8 (int8 or uint8
+input/output) is calibrated on training images, or keeps the ranges learned in QAT. After
 conversion the file is stripped of strings a device never reads, checked in a real
 interpreter against the Keras model, and written as `<name>.tflite`, `<name>.json`
 (the card), `labels.txt` and `<name>_model_data.cc/.h` (an aligned C array for TFLM).
@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits import cards, data
+from edgedigits.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import KERNELS, Model
 
-FORMATS = ("fp32", "fp16", "dynamic", "int8")
+
+
 IO_TYPES = ("int8", "uint8")
 LABELS = [str(d) for d in range(10)]
 PREPROCESSING = {
@@ -44,18 +46,17 @@ def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io
     int8 from a float model is post-training quantization calibrated on `calibration_images`;
     from a QAT model (`quantization_aware`) the ranges learned in training are used.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"unknown format '{fmt}'; choose from: {', '.join(FORMATS)}")
+    spec = format_named(fmt)
     if io_type not in IO_TYPES:
         raise UserError(f"unknown --io '{io_type}'; choose int8 or uint8")
     from edgedigits._tf import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if fmt != "fp32":
+    if spec.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if fmt == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    if fmt == "int8":
+    if spec.weight_type:
+        converter.target_spec.supported_types = [getattr(tf, spec.weight_type)]
+    if spec.full_integer:
         if not quantization_aware:
             if calibration_images is None:
                 raise ValueError("post-training int8 needs calibration images")

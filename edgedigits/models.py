@@ -1,6 +1,8 @@
 """Model registry: tf_keras Functional models, 28x28x1 floats in [0, 1] in, 10 logits out.
 
-Register a builder with `@register`; build with `create_model(name, **kwargs)`.
+Register a builder with `@register(zoo_epochs=..., compressed=...)` (the model zoo reads those);
+build with `create_model(name, **kwargs)`. Adding a model is adding a builder here
+(then `python -m edgedigits.models` refreshes model_summary.json; a test says when it is stale).
 Conv/DepthwiseConv -> BatchNormalization -> ReLU6 stays in that order everywhere so
 quantization-aware training can fold batch norm into the convolution.
 """
@@ -8,6 +10,7 @@ quantization-aware training can fold batch norm into the convolution.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgedigits import MODEL_SUMMARY
@@ -17,24 +20,44 @@ from firmware_harness.errors import UserError
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 BN_MOMENTUM = 0.9  # batch-norm statistics settle in tens of steps (Keras' 0.99 needs hundreds)
-_REGISTRY: dict[str, Callable[..., keras.Model]] = {}
 
 
-def register(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-    """Add a model builder to the registry under its function name."""
-    _REGISTRY[builder.__name__] = builder
-    return builder
+@dataclass(frozen=True)
+class Entry:
+    """A registered model: its builder and how the model zoo (benchmarks/run.py) trains it."""
+
+    builder: Callable[..., keras.Model]
+    zoo_epochs: int  # float training epochs in the zoo
+    compressed: bool  # the zoo also runs `export --int8`'s prune + QAT chain on it
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(zoo_epochs: int, compressed: bool = False) -> Callable:
+    """Add a model builder to the registry under its function name, with its zoo settings."""
+
+    def add(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        _REGISTRY[builder.__name__] = Entry(builder, zoo_epochs, compressed)
+        return builder
+
+    return add
 
 
 def model_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def entries() -> dict[str, Entry]:
+    """Every registered model in the order registered (the zoo's order)."""
+    return dict(_REGISTRY)
+
+
 def create_model(name: str, **kwargs) -> keras.Model:
     """Build the registered model `name`; unknown names get a one-line error listing the choices."""
     if name not in _REGISTRY:
         raise UserError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}")
-    model = _REGISTRY[name](**kwargs)
+    model = _REGISTRY[name].builder(**kwargs)
     model._name = name  # noqa: SLF001 - keras has no public setter; the name goes into cards and files
     return model
 
@@ -102,7 +125,7 @@ def _parse_block(token: str) -> tuple[str, int, int]:
     return kind, int(filters), int(stride or 1)
 
 
-@register
+@register(zoo_epochs=30, compressed=True)
 def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, dropout: float = 0.1) -> keras.Model:
     """Depthwise-separable CNN described by `blocks`, then global average pooling and a dense layer.
 
@@ -130,14 +153,14 @@ def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, drop
     return keras.Model(inputs, outputs)
 
 
-@register
+@register(zoo_epochs=30, compressed=True)
 def ds_cnn_fast() -> keras.Model:
     """The low-latency preset: the first conv has stride 2, so no layer runs at 28x28, where
     a few channels per pixel keep the int8 kernels' SIMD lanes idle; a third of the default's MACs."""
     return ds_cnn(blocks="c8s2 c16 c16s2 c24 c32 c32")
 
 
-@register
+@register(zoo_epochs=30, compressed=True)
 def ds_cnn_micro() -> keras.Model:
     """The microcontroller preset (under 12 KB in int8): few channels, each costs ~12 bytes of
     quantization data besides its weights; no dropout, a model this small underfits."""
@@ -153,7 +176,7 @@ def _dense_head(x, units: int, dropout: float = 0.0):
     return keras.layers.Dense(NUM_CLASSES, name="logits")(x)
 
 
-@register
+@register(zoo_epochs=20)
 def mlp(hidden: tuple[int, ...] = (512, 512), dropout: float = 0.2) -> keras.Model:
     """Two hidden ReLU layers on the flattened image (the Keras mnist_mlp baseline)."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
@@ -164,7 +187,7 @@ def mlp(hidden: tuple[int, ...] = (512, 512), dropout: float = 0.2) -> keras.Mod
     return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
 
 
-@register
+@register(zoo_epochs=20)
 def lenet5() -> keras.Model:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: 61,706 parameters."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
@@ -178,7 +201,7 @@ def lenet5() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES, name="logits")(x))
 
 
-@register
+@register(zoo_epochs=12)
 def cnn_basic() -> keras.Model:
     """The Keras tutorial CNN: Conv32-Conv64-Pool-Drop-Dense256-Drop-Dense10, 2,380,938 parameters."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
@@ -189,7 +212,7 @@ def cnn_basic() -> keras.Model:
     return keras.Model(inputs, _dense_head(x, 256, dropout=0.5))
 
 
-@register
+@register(zoo_epochs=12)
 def cnn_bn() -> keras.Model:
     """The tutorial's Conv-BN-Pool x2 + Dense128 model."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
@@ -200,7 +223,7 @@ def cnn_bn() -> keras.Model:
     return keras.Model(inputs, _dense_head(x, 128))
 
 
-@register
+@register(zoo_epochs=15)
 def cnn_deep() -> keras.Model:
     """The slide deck's CNN: Conv32x2 5x5 / Conv64x2 3x3 (same), Dense256: 887,530 parameters."""
     inputs = keras.Input(INPUT_SHAPE, name="image")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits import DEFAULT_MODEL, compress, data, export
+from edgedigits.formats import FORMATS, format_named
 from firmware_harness import atomic, mcu
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import Model
@@ -48,12 +49,11 @@ class ExportPlan:
         if self.start_from is not None and not Path(self.start_from).is_file():
             raise UserError(f"starting checkpoint not found: {self.start_from}")
         for fmt in self.formats:
-            if fmt not in export.FORMATS:
-                raise UserError(f"unknown format '{fmt}'; choose from: {', '.join(export.FORMATS)}")
+            format_named(fmt)
         if self.io_type not in export.IO_TYPES:
             raise UserError(f"unknown --io '{self.io_type}'; choose int8 or uint8")
         if not self.int8 and not self.formats:
-            raise UserError("nothing to export: pass --int8 and/or --formats fp32,fp16,dynamic,int8")
+            raise UserError(f"nothing to export: pass --int8 and/or --formats {','.join(FORMATS)}")
         for stage in ("epochs", "prune_epochs", "qat_epochs"):
             if getattr(self, stage) < 1:
                 raise UserError(f"--{stage.replace('_', '-')} must be at least 1")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.formats import FORMATS
 from firmware_harness import atomic
 
 
@@ -85,8 +86,7 @@ def pareto(rows: list[dict], path: str | Path, highlight: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     sizes = np.array([r["bytes"] for r in rows], dtype=np.float64)
     area = 20 + 600 * np.sqrt(sizes / sizes.max())
-    colours = {"fp32": "tab:gray", "fp16": "tab:olive", "dynamic": "tab:cyan", "int8": "tab:blue",
-               "int8 pruned+QAT": "tab:purple"}
+    colours = {name: f.colour for name, f in FORMATS.items()} | {"int8 pruned+QAT": "tab:purple"}
     seen = set()
     for row, s in zip(rows, area):
         x, y = row["invoke_us"]["p50"], 100 * row["accuracy"]

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from firmware_harness import atomic, mnist
+from firmware_harness import atomic, mnist, sources
 from firmware_harness.errors import NO_OPENCV, Interrupted, UserError, WorkError, printable_streams
 from firmware_harness.runtime import BACKENDS, KERNELS
 
@@ -207,8 +207,7 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     predict.set_defaults(func=cmd_predict)
 
     cam = sub.add_parser("camera", help="capture loop: find and read digits in live frames")
-    cam.add_argument("--source", default="0", help="webcam index, video file, image folder, stream URL, or "
-                     "'picamera' (Raspberry Pi Camera Module via picamera2)")
+    cam.add_argument("--source", default="0", help=sources.help_text())
     cam.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
     cam.add_argument("--headless", action="store_true", help="no window, even if a display exists")
     cam.add_argument("--max-frames", type=int, help="stop after N frames")

@@ -50,29 +50,6 @@ def percentiles(samples_ns: np.ndarray, keys=("p50", "p90", "p99")) -> dict:
     return out
 
 
-def time_single(model: Model, images: np.ndarray, warmup: int, runs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image nanoseconds for invoke alone and for the whole uint8-image-to-digit path."""
-    interp, in_index, out_index = model._interp, model._in["index"], model._out["index"]  # noqa: SLF001
-    model.invoke_quantized(model.quantize(images[:1]))  # batch size 1 from here on
-    invoke_ns = np.empty(runs, np.int64)
-    e2e_ns = np.empty(runs, np.int64)
-    clock = time.perf_counter_ns
-    for i in range(-warmup, runs):
-        image = images[i % len(images)][None]
-        t0 = clock()
-        x = model.quantize(image)
-        interp.set_tensor(in_index, x)
-        t1 = clock()
-        interp.invoke()
-        t2 = clock()
-        int(np.argmax(model.dequantize(interp.get_tensor(out_index))))
-        t3 = clock()
-        if i >= 0:
-            invoke_ns[i] = t2 - t1
-            e2e_ns[i] = t3 - t0
-    return invoke_ns, e2e_ns
-
-
 def distinct_names(paths: list[Path]) -> list[str]:
     """Row names: each file's stem, with as many parent folders as it takes to tell same-named files apart
     (a/edgedigits_int8 and b/edgedigits_int8)."""
@@ -101,7 +78,7 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
             instance = model if round_ == 0 else Model(model.content, backend=model.backend.name,
                                                        threads=settings.threads, name=model.name,
                                                        kernels=settings.kernels)
-            timings.append(time_single(instance, test.x_test, settings.warmup, per_instance))
+            timings.append(instance.time_single(test.x_test, settings.warmup, per_instance))
     for row, timings in zip(rows, samples):
         invoke_ns = np.concatenate([t[0] for t in timings])
         e2e = percentiles(np.concatenate([t[1] for t in timings]))

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -67,8 +68,6 @@ class Backend:
 @cache
 def _import_backend(name: str) -> Backend | None:
     module_name, attribute, dist = BACKENDS[name]
-    if name == "tensorflow":  # keep a later `import edgedigits._tf` on Keras 2, as tfmot needs
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     try:
         with native_stderr.captured():  # TensorFlow's C++ start-up banner
             found = importlib.import_module(module_name)
@@ -220,6 +219,29 @@ class Model:
         except (ValueError, RuntimeError) as e:  # a damaged file the interpreter loaded but cannot run
             raise Refused(f"{self.label}: the {self.backend.name} interpreter cannot run it ({_reason(e)})") from e
         return self._interp.get_tensor(self._out["index"])
+
+    def time_single(self, images: np.ndarray, warmup: int, runs: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nanoseconds per image at batch 1, cycling through `images` after `warmup` untimed runs: for invoke
+        alone (the input already set), and for the whole path from a uint8 image to its digit."""
+        interp, in_index, out_index = self._interp, self._in["index"], self._out["index"]
+        self.invoke_quantized(self.quantize(images[:1]))  # batch size 1 from here on
+        invoke_ns = np.empty(runs, np.int64)
+        e2e_ns = np.empty(runs, np.int64)
+        clock = time.perf_counter_ns
+        for i in range(-warmup, runs):
+            image = images[i % len(images)][None]
+            t0 = clock()
+            x = self.quantize(image)
+            interp.set_tensor(in_index, x)
+            t1 = clock()
+            interp.invoke()
+            t2 = clock()
+            int(np.argmax(self.dequantize(interp.get_tensor(out_index))))
+            t3 = clock()
+            if i >= 0:
+                invoke_ns[i] = t2 - t1
+                e2e_ns[i] = t3 - t0
+        return invoke_ns, e2e_ns
 
     def predict(self, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
         """Float logits (N, 10) for N images; one invoke per `batch` images."""

@@ -15,7 +15,11 @@ pytest.importorskip("tensorflow")
 
 from conftest import REPO  # noqa: E402
 
-ZOO_MODELS = ("ds_cnn", "ds_cnn_fast", "ds_cnn_micro", "mlp", "lenet5", "cnn_basic", "cnn_bn", "cnn_deep")
+from edgedigits import models  # noqa: E402
+from edgedigits.formats import FORMATS  # noqa: E402
+
+ZOO_MODELS = tuple(models.entries())  # the zoo is the registry
+COMPRESSED = [name for name, entry in models.entries().items() if entry.compressed]
 ROW_KEYS = {"name", "format", "model", "backend", "backend_version", "input_dtype", "bytes", "gzip_bytes", "params",
             "macs", "accuracy", "n_eval", "invoke_us", "e2e_us", "images_per_s", "threads"}
 
@@ -37,9 +41,9 @@ def test_quick_zoo_run_writes_table_plot_and_json(cache, tmp_path, mnist_path):
     result = json.loads((tmp_path / "results" / "results_quick.json").read_text())
     names = {row["name"] for row in result["rows"]}
     for model in ZOO_MODELS:
-        assert {f"{model}_{fmt}" for fmt in ("fp32", "fp16", "dynamic", "int8")} <= names, model
-    assert {"ds_cnn_pruned_qat_int8", "ds_cnn_fast_pruned_qat_int8", "ds_cnn_micro_pruned_qat_int8", "edgedigits_int8",
-            "tfmot_tutorial"} <= names
+        assert {f"{model}_{fmt}" for fmt in FORMATS} <= names, model
+    assert {f"{name}_pruned_qat_int8" for name in COMPRESSED} | {"edgedigits_int8", "tfmot_tutorial"} <= names
+    assert COMPRESSED == ["ds_cnn", "ds_cnn_fast", "ds_cnn_micro"]
     for row in result["rows"]:
         assert ROW_KEYS <= row.keys(), ROW_KEYS - row.keys()
         assert row["n_eval"] == 2000

@@ -188,7 +188,8 @@ def test_checkpoints_are_not_reused_after_a_layout_change(monkeypatch, mnist_pat
     plan, recipe = pipeline.ExportPlan(model="ds_cnn_micro"), train.Recipe(model="ds_cnn_micro")
     before = pipeline.run_key(plan, recipe, splits)
     assert pipeline.run_key(plan, recipe, splits) == before
-    monkeypatch.setitem(models._REGISTRY, "ds_cnn_micro", lambda: models.ds_cnn(blocks="c8 c16s2 d32"))
+    monkeypatch.setitem(models._REGISTRY, "ds_cnn_micro",
+                        models.Entry(lambda: models.ds_cnn(blocks="c8 c16s2 d32"), zoo_epochs=1, compressed=True))
     assert pipeline.run_key(plan, recipe, splits) != before
 
 
