@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edgedigits import scenes
 from firmware_harness import mnist
-from firmware_harness.__main__ import shipped_model
+from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info
 from record import record
 

@@ -114,12 +114,12 @@ def markdown(r: dict) -> str:
         f"| file size (gzip) | {r['bytes']:,} B ({r['gzip_bytes']:,} B) |",
         f"| conv/dense weights that are zero | {r['weight_sparsity']:.1%} |",
         f"| input / output | {r['input_dtype']} / {r['output_dtype']} |",
-        f"| TFLite Micro tensor arena | {r['tensor_arena_bytes']:,} B |" if r["tensor_arena_bytes"] else "",
+        f"| TFLite Micro tensor arena | {r['tensor_arena_bytes']:,} B |" if r["tensor_arena_bytes"] else None,
         f"| invoke p50 (LiteRT, 1 thread) | {r['invoke_us_p50']:.1f} µs |",
     ]
     if "meets_targets" in r:
         lines += ["", "Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["meets_targets"].items())]
-    return "\n".join(line for line in lines if line != "") + "\n"
+    return "\n".join(line for line in lines if line is not None) + "\n"
 
 
 if __name__ == "__main__":

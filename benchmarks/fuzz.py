@@ -101,7 +101,7 @@ def make_seeds(folder: Path) -> dict[str, Path]:
 
     from edgedigits import scenes
     from firmware_harness import mnist
-    from firmware_harness.__main__ import shipped_model
+    from firmware_harness.runtime import shipped_model
 
     test = mnist.load(mnist.locate(None), splits=("test",))
     sample = scenes.scenes(test.x_test, test.y_test, 3, seed=4, size=(240, 320))
@@ -272,19 +272,7 @@ def main() -> int:
     result = {"command": "python benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "device": machine_info(),
               "backend": backend, "case_timeout_s": CASE_TIMEOUT_S, "rows": rows, "semantic": crafted}
     stem = "fuzz" if backend == "litert" else f"fuzz_{backend}"  # one record per runtime stack
-    lines = [f"`{result['command']}` on {result['device']['cpu']}, backend {result['backend']}, "
-             f"a case over {CASE_TIMEOUT_S:.0f} s counts as a hang", "",
-             "| input | cases | valid result | clean one-line error | crashes | hangs | other errors | seconds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['kind']} | {r['cases']} | {r['ok']} | {r['refused']} | {r['crash']} | {r['hang']} | {r['error']} "
-              f"| {r['seconds']} |" for r in rows]
-    lines += ["", "Crafted inputs (`benchmarks/hostile.py`), valid files built to cost CPU or memory; peak RSS of the "
-              "process that read it and of any child it started:", "",
-              "| input | file bytes | read as | result | seconds | peak RSS MiB | what the user sees |",
-              "|---|---:|---|---|---:|---:|---|"]
-    lines += [f"| {r['kind']} | {r['input_bytes']:,} | {r['loader']} | {r['result']} | {r['seconds']} | "
-              f"{r['peak_rss_mib']} | {_table_text(r['message'])} |" for r in crafted]
-    record(stem, result, "\n".join(lines) + "\n")
+    record(stem, result, markdown(result))
     clean = all(r["crash"] == r["hang"] == r["error"] == 0 for r in rows)
     return 0 if clean and all(r["result"] in ("ok", "refused") for r in crafted) else 1
 
@@ -292,6 +280,22 @@ def main() -> int:
 def _table_text(message: str) -> str:
     """A message in a Markdown table cell: the temporary folder cut off, pipes escaped."""
     return message.split("/")[-1].replace("|", "\\|") if message else "(read)"
+
+
+def markdown(result: dict) -> str:
+    lines = [f"`{result['command']}` on {result['device']['cpu']}, backend {result['backend']}, "
+             f"a case over {result['case_timeout_s']:.0f} s counts as a hang", "",
+             "| input | cases | valid result | clean one-line error | crashes | hangs | other errors | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['kind']} | {r['cases']} | {r['ok']} | {r['refused']} | {r['crash']} | {r['hang']} | {r['error']} "
+              f"| {r['seconds']} |" for r in result['rows']]
+    lines += ["", "Crafted inputs (`benchmarks/hostile.py`), valid files built to cost CPU or memory; peak RSS of the "
+              "process that read it and of any child it started:", "",
+              "| input | file bytes | read as | result | seconds | peak RSS MiB | what the user sees |",
+              "|---|---:|---|---|---:|---:|---|"]
+    lines += [f"| {r['kind']} | {r['input_bytes']:,} | {r['loader']} | {r['result']} | {r['seconds']} | "
+              f"{r['peak_rss_mib']} | {_table_text(r['message'])} |" for r in result['semantic']]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

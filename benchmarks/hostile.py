@@ -99,7 +99,7 @@ def idx_overflow(folder: Path) -> Path:
 
 def batch_bomb(folder: Path, batch: int = 300_000) -> Path:
     """The shipped model with its declared input batch patched from 1 to `batch` (each tensor under the size cap)."""
-    from firmware_harness.__main__ import shipped_model
+    from firmware_harness.runtime import shipped_model
 
     data = bytearray(shipped_model().read_bytes())
     shape = struct.pack("<4i", 1, 28, 28, 1)

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from edgedigits import scenes
 from firmware_harness import mnist
@@ -83,21 +82,26 @@ def main() -> int:
                    "speedup": round(one / many, 2)},
         "targets": {"cold_start_median_s": 0.25, "speedup": 1.7},
     }
+    record("predict_speed", result, markdown(result))
+    return 0
+
+
+
+def markdown(result: dict) -> str:
     c, f = result["cold_start_s"], result["folder"]
-    md = "\n".join([
+    one, many = (statistics.median(f["seconds"][str(jobs)]) for jobs in (1, f["jobs"]))
+    return "\n".join([
         f"`{result['command']}` on {result['device']['cpu']} ({result['device']['cores']} cores), Python "
         f"{result['device']['python']}, TensorFlow installed: {result['tensorflow_installed']}", "",
         "| what | median | spread | target |", "|---|---:|---:|---:|",
         f"| `edgedigits predict one.png`, process start to answer ({c['runs']} runs) | {c['median']:.3f} s | "
         f"{c['min']:.3f}-{c['max']:.3f} s | ≤ 0.25 s |",
-        f"| {args.images:,} digit PNGs, `--jobs 1` | {one:.2f} s ({f['images_per_s']['1']:,.0f}/s) | | |",
-        f"| {args.images:,} digit PNGs, `--jobs {args.jobs}` | {many:.2f} s "
-        f"({f['images_per_s'][str(args.jobs)]:,.0f}/s) | | |",
+        f"| {f['images']:,} digit PNGs, `--jobs 1` | {one:.2f} s ({f['images_per_s']['1']:,.0f}/s) | | |",
+        f"| {f['images']:,} digit PNGs, `--jobs {f['jobs']}` | {many:.2f} s "
+        f"({f['images_per_s'][str(f['jobs'])]:,.0f}/s) | | |",
         f"| speed-up | {f['speedup']:.2f}× | | ≥ 1.7× |",
-        "", f"Heavy modules `predict` imported: {', '.join(imported) or 'none'}.",
+        "", f"Heavy modules `predict` imported: {', '.join(result['heavy_imports']) or 'none'}.",
     ]) + "\n"
-    record("predict_speed", result, md)
-    return 0
 
 
 if __name__ == "__main__":

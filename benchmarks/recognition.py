@@ -25,7 +25,7 @@ import numpy as np
 
 from edgedigits import scenes
 from firmware_harness import mnist
-from firmware_harness.__main__ import shipped_model
+from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model
 from record import RESULTS, record

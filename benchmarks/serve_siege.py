@@ -229,8 +229,15 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
+    record("serve_siege", result, markdown(result))
+    a, i = result["adversarial"], result["idle"]
+    ok = (a["health_ms"]["p99"] <= 100 and a["health_failures"] == 0 and i["health_failures"] == 0)
+    return 0 if ok else 1
+
+
+def markdown(result: dict) -> str:
     a, i, m = result["adversarial"], result["idle"], result["memory"]
-    md = "\n".join([
+    return "\n".join([
         f"`{result['command']}` on {result['device']['cpu']} ({result['device']['cores']} cores, shared by server "
         f"and clients), 127.0.0.1", "",
         "| phase | what | /health p50 ms | /health p99 ms | /health max ms | /health failures | answers |",
@@ -244,9 +251,6 @@ def main() -> int:
         "", f"Memory over {m['requests']:,} requests ({json.dumps(m['statuses'])}): server RSS (MiB) every 500 "
         f"requests {m['rss_mib']}; growth after the first 1,000: {m['growth_mib_after_first_1000']} MiB.",
     ]) + "\n"
-    record("serve_siege", result, md)
-    ok = (a["health_ms"]["p99"] <= 100 and a["health_failures"] == 0 and i["health_failures"] == 0)
-    return 0 if ok else 1
 
 
 if __name__ == "__main__":

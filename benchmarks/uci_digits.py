@@ -28,7 +28,7 @@ import numpy as np
 from record import RESULTS, record
 from zoo import CACHE, read_folder, seeded, spread, unseeded, vs_cnn_deep, zoo, zoo_folder
 
-from firmware_harness.__main__ import shipped_model
+from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info
 
 PAPER, INK = 235, 35  # page and full-ink gray levels

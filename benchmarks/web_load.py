@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from firmware_harness import mnist
-from firmware_harness.__main__ import shipped_model
+from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info
 from record import record
 
@@ -110,8 +110,13 @@ def main() -> int:
         "answers_right": round(out["right"] / max(done, 1), 4),
         "targets": {"requests_per_s": 200, "errors": 0},
     }
-    md = "\n".join([
-        f"`{result['command']}`: {args.clients} keep-alive clients on 127.0.0.1 for {result['seconds']} s, "
+    record("web_load", result, markdown(result))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    return "\n".join([
+        f"`{result['command']}`: {result['clients']} keep-alive clients on 127.0.0.1 for {result['seconds']} s, "
         f"28×28 PNG digits, {result['device']['cpu']} ({result['device']['cores']} cores, shared by server and clients)",
         "",
         "| requests/s | p50 ms | p99 ms | errors | answers right |",
@@ -119,8 +124,6 @@ def main() -> int:
         f"| {result['requests_per_s']:.0f} | {result['latency_ms']['p50']:.2f} | {result['latency_ms']['p99']:.2f} | "
         f"{result['errors']} | {result['answers_right']:.1%} |",
     ]) + "\n"
-    record("web_load", result, md)
-    return 0
 
 
 if __name__ == "__main__":

@@ -223,7 +223,7 @@ def doctor(
 ) -> None:
     """Check this machine: Python, packages, runtimes, TFLite Micro, camera, MNIST, the shipped model."""
     from edgedigits import doctor as doctor_mod
-    from firmware_harness.__main__ import shipped_model
+    from firmware_harness.runtime import shipped_model
 
     lines = doctor_mod.run(shipped_model(), camera_index)
     for line in lines:

@@ -63,6 +63,12 @@ class ExportPlan:
             raise UserError(f"two exported files would both be {clashes[0]}.tflite; list each format once and "
                             "give the --int8 model another --name")
 
+    def recipe(self):
+        """The float model's training recipe (`edgedigits train`'s) for this plan."""
+        from edgedigits import train
+
+        return train.Recipe(model=self.model, epochs=self.epochs, seed=self.seed, **self.recipe_overrides)
+
     def artifact_name(self, fmt: str | None = None) -> str:
         if fmt is None:  # the compressed model
             return self.name or ("edgedigits_int8" if self.model == DEFAULT_MODEL else f"{self.model}_int8")
@@ -106,10 +112,7 @@ def run_key(plan: ExportPlan, recipe, splits: data.Splits) -> str:
 
 def run_folder(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> Path:
     """Where `run` keeps this plan's float model (model.keras, curves.png) and stage checkpoints."""
-    from edgedigits import train
-
-    recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
-    return Path(out_dir) / "runs" / f"{plan.model}-{run_key(plan, recipe, splits)}"
+    return Path(out_dir) / "runs" / f"{plan.model}-{run_key(plan, plan.recipe(), splits)}"
 
 
 def export_sha(path: Path) -> str:
@@ -132,8 +135,7 @@ def float_model(plan: ExportPlan, splits: data.Splits, run_dir: Path):
         if card.get("sha256") == export_sha(model_path):
             _stage("1/4 train", f"reusing {model_path}")
             return train.load_keras_model(model_path), card
-    recipe = train.Recipe(model=plan.model, epochs=plan.epochs, seed=plan.seed, **plan.recipe_overrides)
-    result = train.train(recipe, splits, run_dir)
+    result = train.train(plan.recipe(), splits, run_dir)
     return result.model, result.card
 
 

@@ -15,18 +15,7 @@ from pathlib import Path
 
 from firmware_harness import atomic, mnist, sources
 from firmware_harness.errors import NO_OPENCV, Interrupted, UserError, WorkError, printable_streams
-from firmware_harness.runtime import BACKENDS, KERNELS
-
-
-def shipped_model() -> Path | None:
-    """The int8 model shipped with edgedigits, if that package is installed beside the harness."""
-    try:
-        from importlib import resources
-
-        path = Path(str(resources.files("edgedigits.pretrained") / "edgedigits_int8.tflite"))
-    except ImportError:
-        return None
-    return path if path.is_file() else None
+from firmware_harness.runtime import BACKENDS, KERNELS, shipped_model
 
 
 def _models(paths: list[Path]) -> list[Path]:

@@ -29,8 +29,6 @@ from firmware_harness import mnist
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model
 
-ROW_KEYS = ("model", "backend", "backend_version", "input_dtype", "bytes", "gzip_bytes", "params", "macs",
-            "accuracy", "n_eval", "invoke_us", "e2e_us", "images_per_s", "threads")
 
 
 @dataclass

@@ -257,15 +257,24 @@ def _trusted(content: bytes) -> bool:
     return hashlib.sha256(content).hexdigest() == _shipped_sha256()
 
 
-@cache
-def _shipped_sha256() -> str | None:
+def shipped_model() -> Path | None:
+    """The int8 model shipped with edgedigits, if that package is installed beside the harness."""
     try:
         from importlib import resources
 
-        card = resources.files("edgedigits.pretrained").joinpath("edgedigits_int8.json").read_text(encoding="utf-8")
-    except (ImportError, OSError):
+        path = Path(str(resources.files("edgedigits.pretrained") / "edgedigits_int8.tflite"))
+    except ImportError:
         return None
-    return json.loads(card).get("sha256")
+    return path if path.is_file() else None
+
+
+@cache
+def _shipped_sha256() -> str | None:
+    model = shipped_model()
+    try:
+        return json.loads(model.with_suffix(".json").read_text(encoding="utf-8")).get("sha256") if model else None
+    except OSError:
+        return None
 
 
 def _probe_in_child(content: bytes, backend: str, label: str) -> None:

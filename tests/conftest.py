@@ -60,7 +60,7 @@ def write_npz(path: Path, **arrays: np.ndarray) -> Path:
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
     """The int8 model installed as package data (what every command runs by default)."""
-    from firmware_harness.__main__ import shipped_model as find
+    from firmware_harness.runtime import shipped_model as find
 
     path = find()
     assert path is not None, "the shipped model is not installed with the package"
