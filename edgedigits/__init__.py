@@ -9,3 +9,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 DEFAULT_MODEL = "ds_cnn_fast"  # what `train` and `export` build by default; the shipped model is its export
 MODEL_SUMMARY = "model_summary.json"  # the registry's names, params and MACs, for `models` without TensorFlow
+
+
+def __getattr__(name: str):
+    """`from edgedigits import DigitReader` (TensorFlow-free; imported only when asked for)."""
+    if name == "DigitReader":
+        from firmware_harness.reader import DigitReader
+
+        return DigitReader
+    raise AttributeError(f"module 'edgedigits' has no attribute {name!r}")

@@ -108,17 +108,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from firmware_harness import images, progress
     from firmware_harness.read_files import read_files
-    from firmware_harness.runtime import Model
+    from firmware_harness.reader import DigitReader
 
     (model_path,) = _models([args.model] if args.model else [])
-    model = Model(model_path, backend=args.backend, threads=args.threads)
+    reader = DigitReader(model_path, backend=args.backend, threads=args.threads, max_pixels=args.max_pixels)
     files = images.image_files(args.paths)
     if not files:
         raise UserError("no image files found in the given folders")
     failed = 0
     # the results scrolling by on a terminal are progress enough; a bar is for output that goes to a file
     bar = progress.Bar("predict", len(files), unit="images") if len(files) > 1 and not sys.stdout.isatty() else None
-    for done in read_files(model, files, args.max_pixels, args.jobs):
+    for done in read_files(reader, files, args.jobs):
         if bar:
             bar.advance()
         if done.error:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness import images, recognize
+from firmware_harness import recognize
 from firmware_harness.errors import UserError
+from firmware_harness.reader import DigitReader
 from firmware_harness.runtime import Model
 
 CHUNK = 64  # files read per round trip
@@ -41,13 +42,13 @@ def _start_worker(model_path: Path, backend: str | None, threads: int | None, ma
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the pool
 
     cv2.setNumThreads(1)  # the workers are the parallelism
-    _worker.update(model=Model(model_path, backend=backend, threads=threads, probe=False), max_pixels=max_pixels)
+    model = Model(model_path, backend=backend, threads=threads, probe=False)  # the parent has checked the file
+    _worker["reader"] = DigitReader(model, max_pixels=max_pixels)
 
 
-def _read_one(path: Path, model: Model | None = None, max_pixels: int | None = None) -> FileReading:
-    model = model or _worker["model"]
+def _read_one(path: Path, reader: DigitReader | None = None) -> FileReading:
     try:
-        reading = recognize.read(model, images.read(path, max_pixels=max_pixels or _worker.get("max_pixels")))
+        reading = (reader or _worker["reader"]).read(path)
     except UserError as e:
         message = str(e)
         return FileReading(path, error=message if message.startswith(str(path)) else f"{path}: {message}")
@@ -58,7 +59,7 @@ def _read_chunk(paths: list[Path]) -> list[FileReading]:
     return [_read_one(path) for path in paths]
 
 
-def read_files(model: Model, files: list[Path], max_pixels: int, jobs: int = 1) -> Iterator[FileReading]:
+def read_files(reader: DigitReader, files: list[Path], jobs: int = 1) -> Iterator[FileReading]:
     """The reading of every file, in order. With `jobs` > 1, this process and `jobs` - 1 workers (each its
     own interpreter) share chunks of CHUNK files: the workers are kept two chunks ahead, and while the next
     chunk in order is not back, this process reads the next one nobody has taken."""
@@ -69,10 +70,10 @@ def read_files(model: Model, files: list[Path], max_pixels: int, jobs: int = 1) 
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     if jobs <= 1 or len(chunks) < 2:
         for path in files:
-            yield _read_one(path, model, max_pixels)
+            yield _read_one(path, reader)
         return
     context = multiprocessing.get_context("spawn")
-    initargs = (model.path, model.backend.name, model.threads, max_pixels)
+    initargs = (reader.model.path, reader.model.backend.name, reader.model.threads, reader.max_pixels)
     with context.Pool(jobs - 1, initializer=_start_worker, initargs=initargs) as pool:
         given: dict[int, multiprocessing.pool.AsyncResult] = {}
         read: dict[int, list[FileReading]] = {}
@@ -85,6 +86,6 @@ def read_files(model: Model, files: list[Path], max_pixels: int, jobs: int = 1) 
                 if k in given and (given[k].ready() or taken == len(chunks)):
                     read[k] = given.pop(k).get()
                 elif taken < len(chunks):
-                    read[taken] = [_read_one(path, model, max_pixels) for path in chunks[taken]]
+                    read[taken] = [_read_one(path, reader) for path in chunks[taken]]
                     taken += 1
             yield from read.pop(k)
