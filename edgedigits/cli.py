@@ -136,6 +136,52 @@ def _summary_table(cards: list[dict]) -> str:
 
 
 @app.command()
+def tune(
+    quick: Annotated[bool, typer.Option(help="A tiny budget on a few thousand images: the same code in minutes (CI).")] = False,
+    trials: Annotated[Optional[int], typer.Option(help="Trials in the study, over all workers [default: 60, --quick 6].")] = None,
+    max_bytes: Annotated[Optional[str], typer.Option(help="Largest int8 file, e.g. 32KB.")] = None,
+    max_arena: Annotated[Optional[str], typer.Option(help="Largest TFLite Micro tensor arena, e.g. 16KB.")] = None,
+    max_latency_us: Annotated[Optional[float], typer.Option(help="Slowest invoke p50 on this machine, in µs.")] = None,
+    promote: Annotated[Optional[int], typer.Option(help="Best trials taken through prune -> QAT -> int8 [default: 5, --quick 1].")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL; postgresql://... lets several machines share "
+                                                        "the study [default: sqlite:///OUT/study.db].")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name [default: made from the limits and the budget].")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the study, the report and promoted models.")] = Path("tune"),
+    export_trial: Annotated[Optional[int], typer.Option("--export", help="Export this trial with `export --int8`'s chain "
+                                                                         "and stop (-1: the best promoted trial).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    data: DataOption = None,
+) -> None:
+    """Search the ds_cnn space for the most accurate int8 model within --max-bytes/--max-arena/--max-latency-us."""
+    from dataclasses import replace
+
+    from edgedigits import tune as tune_mod
+    from firmware_harness import atomic
+
+    limits = tune_mod.Limits(tune_mod.parse_bytes(max_bytes), tune_mod.parse_bytes(max_arena), max_latency_us)
+    budget = tune_mod.QUICK if quick else tune_mod.FULL
+    if promote is not None:
+        if promote < 0:
+            raise UserError("--promote must be 0 or more")
+        budget = replace(budget, promote=promote)
+    if trials is not None and trials < 1:
+        raise UserError("--trials must be at least 1")
+    name = study or "-".join(["ds_cnn", *(f"{k}{v:g}" for k, v in
+                                           (("b", limits.max_bytes), ("a", limits.max_arena), ("l", limits.max_latency_us))
+                                           if v is not None), *(["quick"] if quick else [])])
+    out = atomic.ensure_dir(out)
+    search = tune_mod.Search(name, storage or f"sqlite:///{(out / 'study.db').resolve()}", out, limits, budget,
+                             seed=seed, data_path=data)
+    if export_trial is not None:
+        cards = search.export(None if export_trial < 0 else export_trial)
+        typer.echo(_summary_table(cards))
+        return
+    result = search.run(trials)
+    front = ", ".join(str(n) for n in result["pareto"])
+    typer.echo(f"{len(result['trials'])} trials in study {name}; Pareto front: trials {front}; report in {out}")
+
+
+@app.command()
 def evaluate(
     model: Annotated[Optional[Path], typer.Argument(help=".tflite or .keras model [default: the shipped model].")] = None,
     data: DataOption = None,

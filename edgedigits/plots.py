@@ -109,3 +109,30 @@ def pareto(rows: list[dict], path: str | Path, highlight: str = "") -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right", markerscale=0.5)
     return _save(fig, path)
+
+
+def tune_front(rows: list[dict], front: list[dict], path: str | Path, presets: dict[str, int]) -> Path:
+    """A search's trials: validation accuracy against file bytes, the Pareto front joined, presets named."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    ax.scatter([r["bytes"] for r in done], [100 * r["val_accuracy"] for r in done], s=24, color="tab:gray",
+               alpha=0.6, label="trials (float, cheap fidelity)")
+    if front:
+        ax.plot([r["bytes"] for r in front], [100 * r["val_accuracy"] for r in front], "-o", color="crimson",
+                label="Pareto front")
+    promoted = [r for r in rows if "int8_val_accuracy" in r]
+    if promoted:
+        ax.scatter([r["bytes"] for r in promoted], [100 * r["int8_val_accuracy"] for r in promoted], marker="*",
+                   s=160, color="tab:purple", label="promoted: int8 after prune + QAT")
+    for name, number in presets.items():
+        row = next((r for r in done if r["number"] == number), None)
+        if row:
+            ax.annotate(name, (row["bytes"], 100 * row["val_accuracy"]), fontsize=8, xytext=(5, 5),
+                        textcoords="offset points")
+    ax.set_xlabel("int8 file bytes")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("edgedigits tune")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

@@ -1,0 +1,370 @@
+"""`edgedigits tune`: hardware-aware search of the `ds_cnn` space with Optuna.
+
+Each trial samples a block string (kinds, filters, where the two stride-2 layers go), a width,
+dropout and a learning rate, then:
+1. converts the untrained model to int8 and measures, with the harness on this machine, the file's
+   bytes, its TFLite Micro arena and its invoke p50; a trial over a `--max-*` limit ends there, before
+   any training (the file's size, arena and speed do not depend on the weights);
+2. trains the float model briefly on a subset (the cheap fidelity), reporting validation accuracy each
+   epoch to Optuna's pruner, which stops trials that fall behind;
+then the best feasible trials are promoted through the full prune -> QAT -> int8 chain of `export`,
+verified on the validation split. The test set is never used. The study lives in a SQLite file
+(Ctrl-C, then the same command continues it) or, with `--storage postgresql://...`, in a database that
+several machines work on together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgedigits import data
+from firmware_harness import atomic
+from firmware_harness.errors import UserError
+
+FILTERS = (8, 12, 16, 24, 32, 48)
+WIDTHS = (0.75, 1.0, 1.25)
+DROPOUTS = (0.0, 0.1, 0.2)
+PRESETS = {  # the hand-made presets, enqueued as the first trials of a new study so the front is read against them
+    "ds_cnn_fast": {"blocks": "c8s2 c16 c16s2 c24 c32 c32", "dropout": 0.1},
+    "ds_cnn_micro": {"blocks": "c8 c8 c12s2 c12 c16s2 c16", "dropout": 0.0},
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int | None = None
+    max_arena: int | None = None
+    max_latency_us: float | None = None
+
+    def broken(self, measured: dict) -> list[str]:
+        """The limits a measured file breaks, as text."""
+        out = []
+        for key, limit, unit in (("bytes", self.max_bytes, "B"), ("arena_bytes", self.max_arena, "B"),
+                                 ("invoke_us", self.max_latency_us, "µs")):
+            if limit is not None and measured.get(key) is not None and measured[key] > limit:
+                out.append(f"{key} {measured[key]:,} {unit} > {limit:,} {unit}")
+        return out
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each fidelity costs."""
+
+    trials: int  # trials in the study (completed or pruned), over all workers
+    cheap_images: int  # training images of the cheap fidelity
+    cheap_epochs: int
+    promote: int  # best feasible trials taken through the full chain
+    epochs: int  # the full chain: float epochs, pruning and QAT epochs
+    prune_epochs: int
+    qat_epochs: int
+    limit: int | None = None  # use only the first N training images (and validation is cut to match)
+
+
+FULL = Budget(trials=60, cheap_images=20_000, cheap_epochs=6, promote=5, epochs=30, prune_epochs=10, qat_epochs=4)
+QUICK = Budget(trials=6, cheap_images=4_000, cheap_epochs=3, promote=1, epochs=3, prune_epochs=1, qat_epochs=1,
+               limit=6_000)
+
+
+def parse_bytes(text: str | None) -> int | None:
+    """'32KB' -> 32768, '16000' -> 16000 (KB and MB are powers of 1024)."""
+    if text is None:
+        return None
+    value = text.strip().upper().removesuffix("B")
+    scale = {"K": 1024, "M": 1024 ** 2}.get(value[-1:], 1)
+    try:
+        return int(float(value.rstrip("KM")) * scale)
+    except ValueError:
+        raise UserError(f"'{text}' is not a size; write e.g. 32KB, 12288 or 1MB") from None
+
+
+def sample(trial) -> dict:
+    """A point of the ds_cnn space: model kwargs and the learning rate."""
+    n = trial.suggest_int("n_blocks", 4, 7)
+    first_down = trial.suggest_int("down1", 0, n - 2)
+    second_down = trial.suggest_int("down2", first_down + 1, n - 1)
+    tokens = []
+    for i in range(n):
+        kind = trial.suggest_categorical(f"kind{i}", ["c", "d"])
+        filters = trial.suggest_categorical(f"filters{i}", FILTERS)
+        tokens.append(f"{kind}{filters}{'s2' if i in (first_down, second_down) else ''}")
+    return {"blocks": " ".join(tokens), "width": trial.suggest_categorical("width", WIDTHS),
+            "dropout": trial.suggest_categorical("dropout", DROPOUTS),
+            "lr": trial.suggest_float("lr", 1e-3, 6e-3, log=True)}
+
+
+def preset_params(blocks: str, dropout: float) -> dict:
+    """The trial parameters that sample() turns into this preset (width 1, the default learning rate)."""
+    tokens = blocks.split()
+    downs = [i for i, t in enumerate(tokens) if t.endswith("s2")]
+    params = {"n_blocks": len(tokens), "down1": downs[0], "down2": downs[1], "width": 1.0, "dropout": dropout,
+              "lr": 3e-3}
+    for i, token in enumerate(tokens):
+        params[f"kind{i}"], params[f"filters{i}"] = token[0], int(token[1:].removesuffix("s2"))
+    return params
+
+
+def measure(model_kwargs: dict, calibration: np.ndarray, need_arena: bool) -> dict:
+    """Bytes, TFLite Micro arena and invoke p50 of the model's int8 file (its weights do not matter)."""
+    from edgedigits import export, models
+    from firmware_harness import mcu
+    from firmware_harness.runtime import Model
+
+    keras_model = models.create_model("ds_cnn", **model_kwargs)
+    content = export.strip(export.convert(keras_model, "int8", calibration_images=calibration))
+    model = Model(content, name="trial")
+    invoke_ns, _ = model.time_single(calibration, warmup=20, runs=300)
+    arena = mcu.arena_bytes(content, model.quantize(calibration[:1])) if need_arena else None
+    return {"bytes": len(content), "arena_bytes": arena, "invoke_us": round(float(np.median(invoke_ns)) / 1000, 2),
+            "params": models.count_params(keras_model), "macs": models.count_macs(keras_model)}
+
+
+def cheap_accuracy(trial, model_kwargs: dict, lr: float, splits: data.Splits, budget: Budget, seed: int) -> float:
+    """Validation accuracy of a short float training run on a subset, reported each epoch to the pruner."""
+    import optuna
+
+    from edgedigits import models, train
+    from edgedigits._tf import keras, seed_everything
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            trial.report(float(logs["val_accuracy"]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation accuracy {logs['val_accuracy']:.4f} after epoch {epoch + 1}")
+
+    seed_everything(seed)
+    x, y = splits.x_train[:budget.cheap_images], splits.y_train[:budget.cheap_images]
+    recipe = train.Recipe(model="ds_cnn", epochs=budget.cheap_epochs, lr=lr, seed=seed)
+    model = models.create_model("ds_cnn", **model_kwargs)
+    steps = math.ceil(len(x) / recipe.batch_size)
+    train.compile_model(model, train.lr_schedule(recipe, steps))
+    model.fit(data.make_dataset(x, y, recipe.batch_size, train=True, seed=seed), steps_per_epoch=steps,
+              epochs=budget.cheap_epochs, validation_data=data.make_dataset(splits.x_val, splits.y_val, 512, train=False),
+              callbacks=[Report()], verbose=0)
+    return train.evaluate_keras(model, splits.x_val, splits.y_val)[1]
+
+
+@dataclass
+class Search:
+    """One study: its storage, limits, budget and output folder."""
+
+    study_name: str
+    storage: str
+    out: Path
+    limits: Limits
+    budget: Budget
+    seed: int = 0
+    data_path: Path | None = None
+
+    def study(self):
+        """Create the study, or join it. Exactly one worker creates it (the database's unique study name
+        decides) and enqueues the presets; workers that start together retry while the first one makes the
+        database's tables (Optuna's schema set-up is not safe to run twice at once)."""
+        import optuna
+        import sqlalchemy.exc
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        settings = {"study_name": self.study_name, "storage": self.storage,
+                    "pruner": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)}
+        attempts = 8
+        for attempt in range(attempts):
+            try:
+                return self._create_or_join(settings)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as e:
+                if attempt + 1 == attempts:
+                    reason = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
+                    raise UserError(f"cannot open the study in {self.storage}: {reason}; check --storage") from e
+                time.sleep(0.25 * (attempt + 1))
+
+    def _create_or_join(self, settings: dict):
+        """The creator samples with --seed (a one-machine search repeats); a worker that joins (another machine,
+        or a rerun after Ctrl-C) samples with fresh entropy, or it would propose what the first one did."""
+        import optuna
+
+        try:
+            study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.seed),
+                                        **settings)
+        except optuna.exceptions.DuplicatedStudyError:
+            return optuna.load_study(sampler=optuna.samplers.TPESampler(), **settings)
+        for spec in PRESETS.values():
+            study.enqueue_trial(preset_params(spec["blocks"], spec["dropout"]))
+        return study
+
+    def splits(self) -> data.Splits:
+        splits = data.load_splits(self.data_path, limit=self.budget.limit)
+        if self.budget.limit:  # a validation split in proportion to the training images kept
+            splits = replace(splits, x_val=splits.x_val[:self.budget.limit // 4], y_val=splits.y_val[:self.budget.limit // 4])
+        return splits
+
+    def run(self, trials: int | None = None) -> dict:
+        """Run trials until the study holds `trials` (completed or pruned), promote the best, write the report."""
+        import optuna
+        from optuna.study import MaxTrialsCallback
+        from optuna.trial import TrialState
+
+        study = self.study()
+        splits = self.splits()
+        total = trials or self.budget.trials
+        calibration = splits.x_train[:256]
+        need_arena = self.limits.max_arena is not None or _has_tflm()
+        if self.limits.max_arena is not None and not _has_tflm():
+            raise UserError("--max-arena needs TFLite Micro to measure the arena: pip install 'edgedigits[mcu]'")
+        started = time.perf_counter()
+
+        def objective(trial) -> float:
+            point = sample(trial)
+            kwargs = {k: point[k] for k in ("blocks", "width", "dropout")}
+            measured = measure(kwargs, calibration, need_arena)
+            for key, value in {**measured, "blocks": point["blocks"]}.items():
+                trial.set_user_attr(key, value)
+            broken = self.limits.broken(measured)
+            if broken:
+                trial.set_user_attr("over_limits", broken)
+                raise optuna.TrialPruned("over the limits: " + "; ".join(broken))
+            return cheap_accuracy(trial, kwargs, point["lr"], splits, self.budget, self.seed)
+
+        done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+        if done < total:
+            _say(f"study {self.study_name}: {done} of {total} trials done; running the rest ({self.storage})")
+            study.optimize(objective, callbacks=[MaxTrialsCallback(total, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                                 _progress(total)], catch=())
+        promoted = self.promote(study, splits)
+        report = self.report(study, promoted, round(time.perf_counter() - started, 1))
+        return report
+
+    def promote(self, study, splits: data.Splits) -> dict[int, dict]:
+        """Take the best feasible trials through the full prune -> QAT -> int8 chain; int8 accuracy on validation."""
+        from optuna.trial import TrialState
+
+        from edgedigits import pipeline
+
+        promoted = {int(k.split("/")[1]): v for k, v in study.user_attrs.items() if k.startswith("promoted/")}
+        ranked = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+        for trial in ranked[:self.budget.promote]:
+            if trial.number in promoted:
+                continue
+            _say(f"promoting trial {trial.number} ({trial.user_attrs['blocks']}) through prune -> QAT -> int8")
+            plan = self.plan(trial, name=f"trial{trial.number}_int8")
+            on_validation = replace(splits, x_test=splits.x_val, y_test=splits.y_val)  # never the test set
+            card = pipeline.run(plan, on_validation, self.out / "promoted")[-1]
+            promoted[trial.number] = {"int8_val_accuracy": card["tflite_accuracy"],
+                                      "accuracy_per_kernel": card.get("accuracy_per_kernel"),
+                                      "bytes": card["bytes"], "arena_bytes": card.get("tensor_arena_bytes")}
+            study.set_user_attr(f"promoted/{trial.number}", promoted[trial.number])
+        return promoted
+
+    def plan(self, trial, name: str):
+        """The `edgedigits export --int8` plan of a trial (the full chain at this search's budget)."""
+        from edgedigits.pipeline import ExportPlan
+
+        p = trial.params
+        kwargs = {"blocks": trial.user_attrs["blocks"], "width": p["width"], "dropout": p["dropout"]}
+        return ExportPlan(model="ds_cnn", epochs=self.budget.epochs, prune_epochs=self.budget.prune_epochs,
+                          qat_epochs=self.budget.qat_epochs, seed=self.seed, name=name,
+                          recipe_overrides={"model_kwargs": kwargs, "lr": p["lr"]})
+
+    def export(self, number: int | None) -> list[dict]:
+        """`edgedigits export --int8` of trial `number` (default: the best promoted one) on the training data,
+        verified on the test set like any export; written to OUT/export."""
+        from optuna.trial import TrialState
+
+        from edgedigits import pipeline
+
+        study = self.study()
+        promoted = {int(k.split("/")[1]): v for k, v in study.user_attrs.items() if k.startswith("promoted/")}
+        if number is None:
+            if not promoted:
+                raise UserError("no promoted trial to export yet: run the search first, or pass --export N")
+            number = max(promoted, key=lambda n: promoted[n]["int8_val_accuracy"])
+        trial = next((t for t in study.trials if t.number == number), None)
+        if trial is None or trial.state != TrialState.COMPLETE:
+            raise UserError(f"trial {number} is not a completed trial of study {self.study_name}")
+        _say(f"exporting trial {number} ({trial.user_attrs['blocks']})")
+        splits = data.load_splits(self.data_path, limit=self.budget.limit)
+        return pipeline.run(self.plan(trial, name=f"tune_trial{number}_int8"), splits, self.out / "export")
+
+    def report(self, study, promoted: dict[int, dict], wall_s: float) -> dict:
+        """trials.json / trials.md, pareto.json and pareto.png in the output folder."""
+        rows = [trial_row(t, promoted.get(t.number)) for t in study.trials]
+        front = pareto_front([r for r in rows if r["state"] == "COMPLETE"])
+        result = {"study": self.study_name, "storage": self.storage, "limits": vars(self.limits),
+                  "budget": vars(self.budget), "wall_time_s": wall_s, "trials": rows,
+                  "pareto": [r["number"] for r in front], "presets": {n: i for i, n in enumerate(PRESETS)}}
+        out = atomic.ensure_dir(self.out)
+        atomic.write_json(out / "trials.json", result)
+        atomic.write_json(out / "pareto.json", {"study": self.study_name, "front": front})
+        atomic.write_text(out / "trials.md", markdown(result))
+        from edgedigits import plots
+
+        plots.tune_front(rows, front, out / "pareto.png", presets=result["presets"])
+        _say(f"wrote {out / 'trials.md'}, trials.json, pareto.json and pareto.png")
+        return result
+
+
+def trial_row(trial, promoted: dict | None) -> dict:
+    attrs = trial.user_attrs
+    return {"number": trial.number, "state": trial.state.name, "blocks": attrs.get("blocks"),
+            "width": trial.params.get("width"), "dropout": trial.params.get("dropout"), "lr": trial.params.get("lr"),
+            "val_accuracy": trial.value, "bytes": attrs.get("bytes"), "arena_bytes": attrs.get("arena_bytes"),
+            "invoke_us": attrs.get("invoke_us"), "params": attrs.get("params"), "over_limits": attrs.get("over_limits"),
+            **({"int8_val_accuracy": promoted["int8_val_accuracy"]} if promoted else {})}
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Rows no other row beats on every objective: accuracy up; bytes, arena and latency down."""
+    def key(r):
+        return (-r["val_accuracy"], r["bytes"], r["arena_bytes"] or 0, r["invoke_us"])
+
+    def dominates(a, b):
+        ka, kb = key(a), key(b)
+        return all(x <= y for x, y in zip(ka, kb)) and ka != kb
+
+    return sorted((r for r in rows if not any(dominates(o, r) for o in rows)), key=lambda r: r["bytes"])
+
+
+def markdown(result: dict) -> str:
+    lines = [f"`edgedigits tune` study `{result['study']}`: {len(result['trials'])} trials; limits "
+             f"{json.dumps({k: v for k, v in result['limits'].items() if v is not None})}; cheap fidelity "
+             f"{result['budget']['cheap_epochs']} epochs on {result['budget']['cheap_images']:,} images; "
+             f"validation accuracy (the test set is not used); * = on the Pareto front", "",
+             "| trial | state | blocks | width | dropout | lr | val acc (float, cheap) | int8 val acc (full chain) "
+             "| bytes | TFLM arena | invoke p50 µs |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    presets = {i: n for n, i in result["presets"].items()}
+    for r in result["trials"]:
+        star = "*" if r["number"] in result["pareto"] else ""
+        name = f" ({presets[r['number']]})" if r["number"] in presets else ""
+        acc = f"{r['val_accuracy']:.2%}" if r["val_accuracy"] is not None else "-"
+        int8 = f"{r['int8_val_accuracy']:.2%}" if "int8_val_accuracy" in r else ""
+        state = r["state"].lower() + (" (over limits)" if r["over_limits"] else "")
+        lines.append(f"| {r['number']}{star}{name} | {state} | `{r['blocks']}` | {r['width']} | {r['dropout']} | "
+                     f"{r['lr']:.4f} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
+                     f"{r['invoke_us'] if r['invoke_us'] is not None else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value) -> str:
+    return f"{value:,}" if value is not None else "-"
+
+
+def _has_tflm() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tflite_micro") is not None
+
+
+def _progress(total: int):
+    def report(study, trial) -> None:
+        value = f"{trial.value:.4f}" if trial.value is not None else "-"
+        _say(f"trial {trial.number} {trial.state.name.lower()}: val {value}, {trial.user_attrs.get('blocks')}, "
+             f"{trial.user_attrs.get('bytes', 0):,} B ({len(study.trials)} of {total})")
+    return report
+
+
+def _say(text: str) -> None:
+    print(f"[tune] {text}", file=sys.stderr, flush=True)
