@@ -25,9 +25,8 @@ import numpy as np
 
 from edgedigits import scenes
 from firmware_harness import mnist
-from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info
-from firmware_harness.runtime import Model
+from firmware_harness.runtime import Model, shipped_model
 from record import RESULTS, record
 from zoo import read_folder
 

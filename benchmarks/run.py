@@ -109,8 +109,7 @@ def main() -> int:
     from edgedigits import data, pipeline, plots
     from edgedigits import evaluate as evaluate_mod
     from firmware_harness import atomic, bench, mcu, mnist
-    from firmware_harness.runtime import shipped_model
-    from firmware_harness.runtime import Model
+    from firmware_harness.runtime import Model, shipped_model
 
     started = time.perf_counter()
     limit = 2000 if args.quick else None
