@@ -281,7 +281,8 @@ class Search:
         if number is None:
             if not promoted:
                 raise UserError("no promoted trial to export yet: run the search first, or pass --export N")
-            number = max(promoted, key=lambda n: promoted[n]["int8_val_accuracy"])
+            fits = [n for n in promoted if not self.limits.broken(promoted[n])] or list(promoted)
+            number = max(fits, key=lambda n: promoted[n]["int8_val_accuracy"])
         trial = next((t for t in study.trials if t.number == number), None)
         if trial is None or trial.state != TrialState.COMPLETE:
             raise UserError(f"trial {number} is not a completed trial of study {self.study_name}")
@@ -291,7 +292,7 @@ class Search:
 
     def report(self, study, promoted: dict[int, dict], wall_s: float) -> dict:
         """trials.json / trials.md, pareto.json and pareto.png in the output folder."""
-        rows = [trial_row(t, promoted.get(t.number)) for t in study.trials]
+        rows = [trial_row(t, promoted.get(t.number), self.limits) for t in study.trials]
         front = pareto_front([r for r in rows if r["state"] == "COMPLETE"])
         result = {"study": self.study_name, "storage": self.storage, "limits": vars(self.limits),
                   "budget": vars(self.budget), "wall_time_s": wall_s, "trials": rows,
@@ -307,13 +308,20 @@ class Search:
         return result
 
 
-def trial_row(trial, promoted: dict | None) -> dict:
+def trial_row(trial, promoted: dict | None, limits: Limits) -> dict:
+    """One trial for the report; a promoted trial's limits are checked again on its final file, which the QAT
+    conversion can make a little larger than the untrained file measured before training."""
     attrs = trial.user_attrs
+    final = {}
+    if promoted:
+        final = {"int8_val_accuracy": promoted["int8_val_accuracy"], "int8_bytes": promoted["bytes"],
+                 "int8_arena_bytes": promoted["arena_bytes"],
+                 "int8_over_limits": limits.broken({"bytes": promoted["bytes"], "arena_bytes": promoted["arena_bytes"]})}
     return {"number": trial.number, "state": trial.state.name, "blocks": attrs.get("blocks"),
             "width": trial.params.get("width"), "dropout": trial.params.get("dropout"), "lr": trial.params.get("lr"),
             "val_accuracy": trial.value, "bytes": attrs.get("bytes"), "arena_bytes": attrs.get("arena_bytes"),
             "invoke_us": attrs.get("invoke_us"), "params": attrs.get("params"), "over_limits": attrs.get("over_limits"),
-            **({"int8_val_accuracy": promoted["int8_val_accuracy"]} if promoted else {})}
+            **final}
 
 
 def pareto_front(rows: list[dict]) -> list[dict]:
@@ -340,16 +348,19 @@ def markdown(result: dict) -> str:
         star = "*" if r["number"] in result["pareto"] else ""
         name = f" ({presets[r['number']]})" if r["number"] in presets else ""
         acc = f"{r['val_accuracy']:.2%}" if r["val_accuracy"] is not None else "-"
-        int8 = f"{r['int8_val_accuracy']:.2%}" if "int8_val_accuracy" in r else ""
+        int8 = ""
+        if "int8_val_accuracy" in r:
+            int8 = f"{r['int8_val_accuracy']:.2%} in {r['int8_bytes']:,} B, arena {_num(r['int8_arena_bytes'])} B"
+            int8 += " (over: " + "; ".join(r["int8_over_limits"]) + ")" if r["int8_over_limits"] else ""
         state = r["state"].lower() + (" (over limits)" if r["over_limits"] else "")
         lines.append(f"| {r['number']}{star}{name} | {state} | `{r['blocks']}` | {r['width']} | {r['dropout']} | "
-                     f"{r['lr']:.4f} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
+                     f"{_num(r['lr'], '.4f')} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
                      f"{r['invoke_us'] if r['invoke_us'] is not None else '-'} |")
     return "\n".join(lines) + "\n"
 
 
-def _num(value) -> str:
-    return f"{value:,}" if value is not None else "-"
+def _num(value, spec: str = ",") -> str:
+    return format(value, spec) if value is not None else "-"
 
 
 def _has_tflm() -> bool:
