@@ -1,0 +1,84 @@
+"""The README and the docs: short, built, and every results table rendered from its JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import arm  # noqa: E402
+
+
+def test_readme_is_read_in_five_minutes():
+    assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 250
+
+
+def test_every_results_table_is_its_json_rendered():
+    pytest.importorskip("tensorflow")  # some benchmark scripts import the training stack
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "render.py"), "--check"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, "edited by hand, or its renderer changed (python benchmarks/render.py):\n" + \
+        done.stdout + done.stderr[-2000:]
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    pytest.importorskip("mkdocs")
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    models = (tmp_path / "models" / "index.html").read_text(encoding="utf-8")
+    assert models.count("<table>") >= 2, "the included results tables must render as tables"
+
+
+def test_the_readme_has_an_install_block_for_every_emulated_platform():
+    for name in arm.PLATFORMS:
+        steps = arm.install_steps(name)
+        assert "pip install" in steps and arm.VENV.removeprefix("~/") in steps
+
+
+def test_arm_results_describe_the_shipped_model_and_agree_with_bench():
+    result = json.loads((REPO / "benchmarks" / "results" / "arm.json").read_text(encoding="utf-8"))
+    shipped = REPO / "edgedigits" / "pretrained" / "edgedigits_int8.tflite"
+    assert result["models"][shipped.name]["sha256"] == arm._model_record(shipped)["sha256"], \
+        "the shipped model changed: run sudo python benchmarks/arm.py again"
+    for name, platform in result["platforms"].items():
+        if name == arm.REFERENCE:
+            continue
+        assert all(step["exit"] == 0 for step in platform["steps"].values()), name
+        parity = next(r for r in result["parity"]
+                      if r["platform"] == name and r["model"] == shipped.name and r["kernels"] == "xnnpack")
+        assert platform["bench_accuracy"] == parity["accuracy"], name  # what `edgedigits bench` printed there
+
+
+MEASURED = re.compile(r"(\d+(?:[.,]\d+)*) ?(%|µs|ms|s|min)\b")
+
+
+def _numbers(value) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [n for item in value for n in _numbers(item)] if isinstance(value, list) else []
+
+
+def test_every_measured_number_in_the_readme_comes_from_a_results_json():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    prose = re.sub(r"<!-- --8<-- \[start:headline\] -->.*?<!-- --8<-- \[end:headline\] -->", "", readme, flags=re.S)
+    sources = [*(REPO / "benchmarks" / "results").glob("*.json"), REPO / "edgedigits" / "pretrained" / "edgedigits_int8.json"]
+    known = [n for path in sources for n in _numbers(json.loads(path.read_text(encoding="utf-8")))]
+    scale = {"%": (1, 100), "µs": (1,), "ms": (1, 1000), "s": (1,), "min": (1 / 60,)}
+    missing = []
+    for text, unit in MEASURED.findall(prose):
+        shown = float(text.replace(",", ""))
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        if not any(round(v * k, decimals) == shown for v in known for k in scale[unit]):
+            missing.append(f"{text} {unit}")
+    assert not missing, f"numbers in the README that no results JSON holds: {missing}"
