@@ -1,4 +1,5 @@
-"""Render every results table from its JSON: `benchmarks/results/<stem>.md` and the README's headline table.
+"""Render what the docs show from data: every `benchmarks/results/<stem>.md` from its JSON, the README's
+headline table, and the shipped model's app snippets in docs/snippets/ from its card.
 
     python benchmarks/render.py            # rewrite what differs
     python benchmarks/render.py --check    # list what differs from its render; exit 1 if anything does
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 
 from record import RESULTS
+
+from edgedigits import app_snippets
 
 ROOT = RESULTS.parents[1]
 RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) renders it
@@ -59,6 +62,9 @@ def renders() -> dict[Path, str]:
     import headline
 
     out[readme] = headline.into_readme(readme.read_text(encoding="utf-8"))
+    shipped = json.loads((ROOT / "edgedigits" / "pretrained" / "edgedigits_int8.json").read_text(encoding="utf-8"))
+    out[ROOT / "docs" / "snippets" / "edgedigits_int8_android.kt"] = app_snippets.kotlin("edgedigits_int8", shipped)
+    out[ROOT / "docs" / "snippets" / "edgedigits_int8_ios.swift"] = app_snippets.swift("edgedigits_int8", shipped)
     return out
 
 
@@ -75,6 +81,7 @@ def main() -> int:
     from firmware_harness import atomic
 
     for path in differ:
+        atomic.ensure_dir(path.parent)
         atomic.write_text(path, wanted[path])
     return 0
 

@@ -4,7 +4,8 @@ The formats are the catalogue in `edgedigits/formats.py`; full-integer int8 (int
 input/output) is calibrated on training images, or keeps the ranges learned in QAT. After
 conversion the file is stripped of strings a device never reads, checked in a real
 interpreter against the Keras model, and written as `<name>.tflite`, `<name>.json`
-(the card), `labels.txt` and `<name>_model_data.cc/.h` (an aligned C array for TFLM).
+(the card), `labels.txt`, `<name>_model_data.cc/.h` (an aligned C array for TFLM) and
+`<name>_android.kt` / `<name>_ios.swift` (app code with the file's own types and quantization).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import cards, data
+from edgedigits import app_snippets, cards, data
 from edgedigits.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.errors import UserError, WorkError
@@ -201,7 +202,7 @@ def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
 
 
 def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) -> list[Path]:
-    """Write the .tflite, its card, labels.txt and the C array, each atomically."""
+    """Write the .tflite, its card, labels.txt, the C array and the app snippets, each atomically."""
     out_dir = atomic.ensure_dir(out_dir)
     header, source = c_array(content, name, card)
     return [
@@ -210,6 +211,8 @@ def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) 
         atomic.write_text(out_dir / "labels.txt", "\n".join(LABELS) + "\n"),
         atomic.write_text(out_dir / f"{name}_model_data.h", header),
         atomic.write_text(out_dir / f"{name}_model_data.cc", source),
+        atomic.write_text(out_dir / f"{name}_android.kt", app_snippets.kotlin(name, card)),
+        atomic.write_text(out_dir / f"{name}_ios.swift", app_snippets.swift(name, card)),
     ]
 
 

@@ -235,7 +235,7 @@ Quantize ReduceMax Relu Relu6 Reshape ResizeBilinear ResizeNearestNeighbor Round
 SpaceToBatchNd SpaceToDepth Split SplitV Squeeze Sqrt Square StridedSlice Sub Svdf Tanh TransposeConv Transpose
 Unpack ZerosLike""".split()
 
-# Declarations of the TFLM calls the README's snippet makes, for a syntax check without TFLM's sources.
+# Declarations of the TFLM calls the docs' snippet (docs/microcontrollers.md) makes, for a syntax check without TFLM's sources.
 TFLM_STUB = """#pragma once
 #include <cstddef>
 #include <cstdint>
@@ -262,7 +262,7 @@ class MicroInterpreter {
 
 
 def test_readme_tflm_snippet_compiles_against_the_generated_header(exported, tmp_path):
-    """The header adds exactly the model's ops, and the README's snippet builds on it (g++ -fsyntax-only)."""
+    """The header adds exactly the model's ops, and the docs' snippet builds on it (g++ -fsyntax-only)."""
     import shutil
     import subprocess
 
@@ -279,8 +279,8 @@ def test_readme_tflm_snippet_compiles_against_the_generated_header(exported, tmp
     assert re.findall(r"resolver\.(\w+)\(\) == 0", header) == [mcu.resolver_method(op) for op in ops]
     assert set(ops) >= {"CONV_2D", "FULLY_CONNECTED", "MEAN", "RESHAPE"}
 
-    readme = (REPO / "README.md").read_text()
-    snippet = re.search(r"```cpp\n(#include \"edgedigits_int8_model_data.h\".*?)```", readme, re.S).group(1)
+    page = (REPO / "docs" / "microcontrollers.md").read_text()
+    snippet = re.search(r"```cpp\n(#include \"edgedigits_int8_model_data.h\".*?)```", page, re.S).group(1)
     snippet = snippet.replace("edgedigits_int8", "micro_int8").replace("EdgedigitsInt8", "MicroInt8")
     stub = TFLM_STUB % "\n".join(f"  TfLiteStatus Add{m}();" for m in TFLM_RESOLVER_METHODS)
     for name in ("micro_interpreter.h", "micro_mutable_op_resolver.h"):
@@ -321,5 +321,6 @@ def test_export_says_each_stage_once_then_the_total_and_every_file_written(expor
     written = [line.strip() for line in lines[done + 1:] if line.startswith("  ")]
     expected = {str(out / f"{name}{suffix}") for name in ("micro_int8", "ds_cnn_micro_fp32", "ds_cnn_micro_fp16",
                                                             "ds_cnn_micro_dynamic", "ds_cnn_micro_int8")
-                for suffix in (".tflite", ".json", "_model_data.h", "_model_data.cc")} | {str(out / "labels.txt")}
+                for suffix in (".tflite", ".json", "_model_data.h", "_model_data.cc", "_android.kt", "_ios.swift")} | \
+        {str(out / "labels.txt")}
     assert set(written) == expected and all(out.joinpath(p).is_file() for p in written)
