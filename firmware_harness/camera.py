@@ -1,8 +1,9 @@
 """Capture loop: frames in, digits read, overlay out.
 
 Sources (firmware_harness/sources.py): a webcam index (`0`), a video file, a folder of images,
-a stream URL (`rtsp://…`, `http://…`) or the Raspberry Pi Camera Module (`picamera`). Per frame: capture -> find digits -> one batched inference -> overlay
-(boxes, digits, confidences, FPS and the read-out smoothed over the last k frames).
+a stream URL (`rtsp://…`, `http://…`) or the Raspberry Pi Camera Module (`picamera`). Per frame:
+capture -> find digits -> one batched inference -> overlay (boxes, digits, confidences, FPS and
+the read-out smoothed over the last k frames).
 A window when OpenCV has a GUI and a display exists (q quits), headless otherwise.
 """
 

@@ -142,7 +142,6 @@ class ImageFolder(Source):
     def __init__(self, spec: str):
         from firmware_harness import images
 
-        self._images = images
         self._files = images.image_files([Path(spec)])
         if not self._files:
             raise UserError(f"{spec}: no image files in this folder")
@@ -150,11 +149,13 @@ class ImageFolder(Source):
 
     def read(self) -> np.ndarray | None:
         """The next image that reads; one that does not is skipped with a one-line warning."""
+        from firmware_harness import images
+
         while self._next < len(self._files):
             path = self._files[self._next]
             self._next += 1
             try:
-                frame = self._images.read(path)
+                frame = images.read(path)
             except UserError as e:
                 print(f"warning: skipped {e}", file=sys.stderr)
                 continue
