@@ -42,7 +42,7 @@ COMPARED = {  # results.json key -> the row the issue's ratios are computed for
 def tfmot_tutorial(splits, out: Path) -> Path:
     """The TF-MOT QAT tutorial: Conv2D(12, 3) -> MaxPool -> Flatten -> Dense(10), 1 epoch, QAT on 1000 images."""
     from edgedigits import data, export
-    from edgedigits._tf import keras, seed_everything, tfmot
+    from edgedigits.tf_stack import keras, seed_everything, tfmot
     from firmware_harness import atomic
 
     path = out / "tfmot_tutorial.tflite"

@@ -50,7 +50,7 @@ def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io
     spec = format_named(fmt)
     if io_type not in IO_TYPES:
         raise UserError(f"unknown --io '{io_type}'; choose int8 or uint8")
-    from edgedigits._tf import tf
+    from edgedigits.tf_stack import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if spec.optimize:
@@ -81,7 +81,7 @@ def strip(content: bytes) -> bytes:
     the same channel count now point at one shared copy, which flatbuffers allow.
     """
     import flatbuffers
-    from edgedigits._tf import tf  # noqa: F401 - flatbuffer_utils needs TensorFlow loaded the legacy-Keras way
+    from edgedigits.tf_stack import tf  # noqa: F401 - flatbuffer_utils needs TensorFlow loaded the legacy-Keras way
     from tensorflow.lite.tools import flatbuffer_utils
 
     class SharingBuilder(flatbuffers.Builder):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgedigits import MODEL_SUMMARY
-from edgedigits._tf import keras
+from edgedigits.tf_stack import keras
 from firmware_harness.errors import UserError
 
 INPUT_SHAPE = (28, 28, 1)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits import DEFAULT_MODEL, cards, data, models
-from edgedigits._tf import keras, seed_everything, tf
+from edgedigits.tf_stack import keras, seed_everything, tf
 from firmware_harness import atomic, progress
 from firmware_harness.errors import Interrupted, UserError
 

@@ -130,7 +130,7 @@ def cheap_accuracy(trial, model_kwargs: dict, lr: float, splits: data.Splits, bu
     import optuna
 
     from edgedigits import models, train
-    from edgedigits._tf import keras, seed_everything
+    from edgedigits.tf_stack import keras, seed_everything
 
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -82,7 +82,7 @@ def test_model_learns_on_a_small_slice(name, small):
 
 
 def test_augmentation_is_seeded_and_keeps_digits_in_frame(small):
-    from edgedigits._tf import tf
+    from edgedigits.tf_stack import tf
 
     images = tf.constant(data.to_model_input(small.x_train[:64]))
     a = data.random_affine(images, tf.constant([3, 4], tf.int64)).numpy()
