@@ -123,7 +123,7 @@ def run_case(kind: str, path: Path) -> tuple[str, str]:
     escapes as a bug."""
     import numpy as np
 
-    from firmware_harness import camera, images, mnist, preprocess
+    from firmware_harness import images, mnist, preprocess, sources
     from firmware_harness.errors import UserError
     from firmware_harness.runtime import Model
 
@@ -135,7 +135,7 @@ def run_case(kind: str, path: Path) -> tuple[str, str]:
         elif kind in ("npz", "idx"):
             mnist.load(path if kind == "npz" else path.parent, splits=("test",) if kind == "npz" else ("train", "test"))
         else:
-            source = camera.FrameSource(str(path))
+            source = sources.open_source(str(path))
             while (frame := source.read()) is not None:
                 preprocess.find_digits(frame)
             source.close()

@@ -33,8 +33,8 @@ def test_uint8_and_float_files_get_their_own_code(shipped_card):
     assert "input.put(p.toByte())" in app_snippets.kotlin("m", uint8)
     assert "and 0xFF) - (131)) * 0.1f" in app_snippets.kotlin("m", uint8)
     assert "Data(pixels)" in app_snippets.swift("m", uint8)
-    floats = _card(shipped_card, "float32", 0, "float32", 0, 0.0)
-    floats["input"]["scale"] = 0.0
+    floats = _card(shipped_card, "float32", None, "float32", None, None)
+    floats["input"]["scale"] = None  # what a float file's card holds
     assert "putFloat(p / 255f)" in app_snippets.kotlin("m", floats) and "FloatArray(10)" in app_snippets.kotlin("m", floats)
     assert "bindMemory(to: Float.self)" in app_snippets.swift("m", floats)
 
