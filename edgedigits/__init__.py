@@ -8,7 +8,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 DEFAULT_MODEL = "ds_cnn_fast"  # what `train` and `export` build by default; the shipped model is its export
-MODEL_SUMMARY = "model_summary.json"  # the registry's names, params and MACs, for `models` without TensorFlow
+MODEL_SUMMARY = "model_summary.json"  # the registry as built: names, params, MACs, zoo settings; read without TensorFlow
 
 
 def __getattr__(name: str):

@@ -84,7 +84,7 @@ def models() -> None:
 
     rows = json.loads(resources.files("edgedigits").joinpath(MODEL_SUMMARY).read_text(encoding="utf-8"))
     typer.echo("params as the .tflite stores them (batch norm folded), MACs of one image")
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r["name"]):
         default = "  (default: the shipped model's architecture)" if row["name"] == DEFAULT_MODEL else ""
         typer.echo(f"{row['name']:14s} {row['params']:>10,} params {row['macs']:>12,} MACs{default}")
 

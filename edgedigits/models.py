@@ -66,11 +66,13 @@ SUMMARY = Path(__file__).with_name(MODEL_SUMMARY)  # what `edgedigits models` pr
 
 
 def summary() -> list[dict]:
-    """Name, parameters and MACs of every registered model as built with its defaults (model_summary.json)."""
+    """Every registered model in the order registered, as built with its defaults: name, parameters, MACs and
+    zoo settings (model_summary.json, which `edgedigits models` and the model zoo read without TensorFlow)."""
     rows = []
-    for name in model_names():
+    for name, entry in _REGISTRY.items():
         model = create_model(name)
-        rows.append({"name": name, "params": count_params(model), "macs": count_macs(model)})
+        rows.append({"name": name, "params": count_params(model), "macs": count_macs(model),
+                     "zoo_epochs": entry.zoo_epochs, "compressed": entry.compressed})
     return rows
 
 

@@ -66,11 +66,13 @@ def test_a_model_is_one_registered_builder(monkeypatch):
 
     assert models.create_model("toy_mlp").output_shape == (None, 10)
     ExportPlan(model="toy_mlp", int8=False, formats=("fp32",)).validate()
+    summary = models.summary()  # what `python -m edgedigits.models` writes to model_summary.json
+    assert summary[-1] == {"name": "toy_mlp", "params": 12_730, "macs": 12_704, "zoo_epochs": 2, "compressed": False}
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     sys.modules.pop("zoo", None)
     import zoo
 
-    assert zoo.zoo()[-1] == zoo.ZooEntry("toy_mlp", 2, compressed=False)  # the model zoo trains it too
+    assert zoo.zoo(summary)[-1] == zoo.ZooEntry("toy_mlp", 2, compressed=False)  # the model zoo trains it too
 
 
 def test_an_export_format_is_one_record_in_the_catalogue(monkeypatch, tmp_path):
