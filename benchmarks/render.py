@@ -34,7 +34,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "fuzz*": "fuzz",
     "predict_speed": "predict_speed",
     "recognition": "recognition",
-    "results*": "run",
+    "results*": "model_zoo",
     "seed_spread*": "seed_spread",
     "serve_siege": "serve_siege",
     "tune_*": "tune_search",

@@ -2,7 +2,7 @@
 
     python benchmarks/seed_spread.py [--models ds_cnn ds_cnn_fast cnn_deep] [--seeds 0 1 2] [--quick]
 
-The zoo table (run.py) trains each model once, so two rows a few test images apart may
+The zoo table (model_zoo.py) trains each model once, so two rows a few test images apart may
 differ by the seed alone. This runs each model's zoo recipe and export chain once per seed
 (seed 0 is the zoo's own run, taken from its cache) and records the float model's test
 accuracy (Keras) and the accuracy of its post-training int8 file and, for the ds_cnn

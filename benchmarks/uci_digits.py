@@ -7,7 +7,7 @@ scikit-learn ships the test half of the UCI "Optical Recognition of Handwritten 
 (0-16), so it needs no download. Each digit is drawn as dark ink on a light page (bicubic
 upscale to each --size in px, a margin around it), and the real `edgedigits predict --json`
 reads the folder once per model and size: the shipped model and every zoo int8 file in the
-checkpoint cache (`benchmarks/run.py` makes them), and the other seeds' files that
+checkpoint cache (`benchmarks/model_zoo.py` makes them), and the other seeds' files that
 `benchmarks/seed_spread.py` made. Drawing at several sizes shows whether a lead depends on
 how large the digits are; reading several seeds, whether it depends on one training run.
 Scores: the share read as exactly the right digit, against `cnn_deep` int8 the images only

@@ -1,4 +1,4 @@
-"""The benchmarks' shared parts (a module; nothing runs it): the model zoo, used by run.py, seed_spread.py
+"""The benchmarks' shared parts (a module; nothing runs it): the model zoo, used by model_zoo.py, seed_spread.py
 and uci_digits.py; the spread over seeds; a folder read by the real `edgedigits predict`.
 
 The zoo is every registry model with the settings its registry entry carries (`edgedigits.models`),

@@ -24,7 +24,7 @@ BN_MOMENTUM = 0.9  # batch-norm statistics settle in tens of steps (Keras' 0.99 
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered model: its builder and how the model zoo (benchmarks/run.py) trains it."""
+    """A registered model: its builder and how the model zoo (benchmarks/model_zoo.py) trains it."""
 
     builder: Callable[..., keras.Model]
     zoo_epochs: int  # float training epochs in the zoo

@@ -1,4 +1,4 @@
-"""`benchmarks/run.py --quick` and `seed_spread.py --quick`: the zoo's code paths end to end on small slices."""
+"""`benchmarks/model_zoo.py --quick` and `seed_spread.py --quick`: the zoo's code paths end to end on small slices."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def run_benchmark(script: str, *args: str, mnist_path) -> None:
 
 
 def test_quick_zoo_run_writes_table_plot_and_json(cache, tmp_path, mnist_path):
-    run_benchmark("run.py", "--cache", str(cache), "--results", str(tmp_path / "results"), mnist_path=mnist_path)
+    run_benchmark("model_zoo.py", "--cache", str(cache), "--results", str(tmp_path / "results"), mnist_path=mnist_path)
     result = json.loads((tmp_path / "results" / "results_quick.json").read_text())
     names = {row["name"] for row in result["rows"]}
     for model in ZOO_MODELS:

@@ -1,6 +1,6 @@
 """The model zoo x format table: every registry model, every TFLite format, measured in one run.
 
-    python benchmarks/run.py [--quick] [--cache DIR]
+    python benchmarks/model_zoo.py [--quick] [--cache DIR]
 
 For each registry model: train with its recipe below (or reuse the cached checkpoint),
 export fp32, fp16, dynamic-range and post-training int8, and for the ds_cnn presets the
@@ -146,7 +146,7 @@ def main() -> int:
         print(f"{name:32s} {row['accuracy']:.4f} {row['bytes']:>9,} B {row['invoke_us']['p50']:>8.1f} us",
               file=sys.stderr, flush=True)
     result = {"device": bench.device_section(rows), "rows": rows, "classical": classical(splits, args.quick),
-              "quick": args.quick, "command": "python benchmarks/run.py" + (" --quick" if args.quick else ""),
+              "quick": args.quick, "command": "python benchmarks/model_zoo.py" + (" --quick" if args.quick else ""),
               "date": time.strftime("%Y-%m-%d"), "data": splits.describe()}
     predicted = {name: evaluate_mod.predict_file(path, test.x_test) for name, (_, path) in files.items()
                  if name in {*COMPARED.values(), "cnn_deep_int8"}}
