@@ -155,18 +155,24 @@ def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, drop
     return keras.Model(inputs, outputs)
 
 
+DS_CNN_PRESETS = {  # the ds_cnn presets' arguments; `edgedigits tune` starts every study from them
+    "ds_cnn_fast": {"blocks": "c8s2 c16 c16s2 c24 c32 c32", "dropout": 0.1},
+    "ds_cnn_micro": {"blocks": "c8 c8 c12s2 c12 c16s2 c16", "dropout": 0.0},
+}
+
+
 @register(zoo_epochs=30, compressed=True)
 def ds_cnn_fast() -> keras.Model:
     """The low-latency preset: the first conv has stride 2, so no layer runs at 28x28, where
     a few channels per pixel keep the int8 kernels' SIMD lanes idle; a third of the default's MACs."""
-    return ds_cnn(blocks="c8s2 c16 c16s2 c24 c32 c32")
+    return ds_cnn(**DS_CNN_PRESETS["ds_cnn_fast"])
 
 
 @register(zoo_epochs=30, compressed=True)
 def ds_cnn_micro() -> keras.Model:
     """The microcontroller preset (under 12 KB in int8): few channels, each costs ~12 bytes of
     quantization data besides its weights; no dropout, a model this small underfits."""
-    return ds_cnn(blocks="c8 c8 c12s2 c12 c16s2 c16", dropout=0.0)
+    return ds_cnn(**DS_CNN_PRESETS["ds_cnn_micro"])
 
 
 def _dense_head(x, units: int, dropout: float = 0.0):

@@ -272,9 +272,9 @@ def _claim(out_dir: Path, recipe: Recipe, key: str) -> None:
     atomic.write_json(marker, {"key": key, "recipe": asdict(recipe)})
 
 
-def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
-    seed_everything(recipe.seed)
-    started = time.perf_counter()
+def compiled(recipe: Recipe, splits: data.Splits) -> tuple[keras.Model, object, object, int]:
+    """The recipe's model compiled with its optimizer and schedule, the training and validation datasets, and
+    the steps per epoch (seed first with seed_everything)."""
     model = models.create_model(recipe.model, **recipe.model_kwargs)
     steps = math.ceil(len(splits.x_train) / recipe.batch_size)
     compile_model(model, lr_schedule(recipe, steps), recipe.label_smoothing)
@@ -284,6 +284,13 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
         else data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=False).repeat()
     )
     val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)
+    return model, train_ds, val_ds, steps
+
+
+def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
+    seed_everything(recipe.seed)
+    started = time.perf_counter()
+    model, train_ds, val_ds, steps = compiled(recipe, splits)
     callbacks = (keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=2),) if recipe.schedule == "plateau" else ()
     print(f"[train] {recipe.model}: {models.count_params(model):,} parameters (batch norm folded), "
           f"{models.count_macs(model):,} MACs; "

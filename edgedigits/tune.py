@@ -16,7 +16,6 @@ several machines work on together.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -31,10 +30,6 @@ from firmware_harness.errors import UserError
 FILTERS = (8, 12, 16, 24, 32, 48)
 WIDTHS = (0.75, 1.0, 1.25)
 DROPOUTS = (0.0, 0.1, 0.2)
-PRESETS = {  # the hand-made presets, enqueued as the first trials of a new study so the front is read against them
-    "ds_cnn_fast": {"blocks": "c8s2 c16 c16s2 c24 c32 c32", "dropout": 0.1},
-    "ds_cnn_micro": {"blocks": "c8 c8 c12s2 c12 c16s2 c16", "dropout": 0.0},
-}
 
 
 @dataclass(frozen=True)
@@ -101,10 +96,12 @@ def sample(trial) -> dict:
 
 def preset_params(blocks: str, dropout: float) -> dict:
     """The trial parameters that sample() turns into this preset (width 1, the default learning rate)."""
+    from edgedigits import train
+
     tokens = blocks.split()
     downs = [i for i, t in enumerate(tokens) if t.endswith("s2")]
     params = {"n_blocks": len(tokens), "down1": downs[0], "down2": downs[1], "width": 1.0, "dropout": dropout,
-              "lr": 3e-3}
+              "lr": train.Recipe.lr}
     for i, token in enumerate(tokens):
         params[f"kind{i}"], params[f"filters{i}"] = token[0], int(token[1:].removesuffix("s2"))
     return params
@@ -129,7 +126,7 @@ def cheap_accuracy(trial, model_kwargs: dict, lr: float, splits: data.Splits, bu
     """Validation accuracy of a short float training run on a subset, reported each epoch to the pruner."""
     import optuna
 
-    from edgedigits import models, train
+    from edgedigits import train
     from edgedigits.tf_stack import keras, seed_everything
 
     class Report(keras.callbacks.Callback):
@@ -139,13 +136,10 @@ def cheap_accuracy(trial, model_kwargs: dict, lr: float, splits: data.Splits, bu
                 raise optuna.TrialPruned(f"validation accuracy {logs['val_accuracy']:.4f} after epoch {epoch + 1}")
 
     seed_everything(seed)
-    x, y = splits.x_train[:budget.cheap_images], splits.y_train[:budget.cheap_images]
-    recipe = train.Recipe(model="ds_cnn", epochs=budget.cheap_epochs, lr=lr, seed=seed)
-    model = models.create_model("ds_cnn", **model_kwargs)
-    steps = math.ceil(len(x) / recipe.batch_size)
-    train.compile_model(model, train.lr_schedule(recipe, steps))
-    model.fit(data.make_dataset(x, y, recipe.batch_size, train=True, seed=seed), steps_per_epoch=steps,
-              epochs=budget.cheap_epochs, validation_data=data.make_dataset(splits.x_val, splits.y_val, 512, train=False),
+    subset = replace(splits, x_train=splits.x_train[:budget.cheap_images], y_train=splits.y_train[:budget.cheap_images])
+    recipe = train.Recipe(model="ds_cnn", epochs=budget.cheap_epochs, lr=lr, seed=seed, model_kwargs=model_kwargs)
+    model, train_ds, val_ds, steps = train.compiled(recipe, subset)
+    model.fit(train_ds, steps_per_epoch=steps, epochs=budget.cheap_epochs, validation_data=val_ds,
               callbacks=[Report()], verbose=0)
     return train.evaluate_keras(model, splits.x_val, splits.y_val)[1]
 
@@ -192,7 +186,9 @@ class Search:
                                         **settings)
         except optuna.exceptions.DuplicatedStudyError:
             return optuna.load_study(sampler=optuna.samplers.TPESampler(), **settings)
-        for spec in PRESETS.values():
+        from edgedigits.models import DS_CNN_PRESETS
+
+        for spec in DS_CNN_PRESETS.values():
             study.enqueue_trial(preset_params(spec["blocks"], spec["dropout"]))
         return study
 
@@ -212,9 +208,7 @@ class Search:
         splits = self.splits()
         total = trials or self.budget.trials
         calibration = splits.x_train[:256]
-        need_arena = self.limits.max_arena is not None or _has_tflm()
-        if self.limits.max_arena is not None and not _has_tflm():
-            raise UserError("--max-arena needs TFLite Micro to measure the arena: pip install 'edgedigits[mcu]'")
+        need_arena = _can_measure_arena(self.limits)
         started = time.perf_counter()
 
         def objective(trial) -> float:
@@ -234,9 +228,7 @@ class Search:
             _say(f"study {self.study_name}: {done} of {total} trials done; running the rest ({self.storage})")
             study.optimize(objective, callbacks=[MaxTrialsCallback(total, states=(TrialState.COMPLETE, TrialState.PRUNED)),
                                                  _progress(total)], catch=())
-        promoted = self.promote(study, splits)
-        report = self.report(study, promoted, round(time.perf_counter() - started, 1))
-        return report
+        return self.report(study, self.promote(study, splits), round(time.perf_counter() - started, 1))
 
     def promote(self, study, splits: data.Splits) -> dict[int, dict]:
         """Take the best feasible trials through the full prune -> QAT -> int8 chain; int8 accuracy on validation."""
@@ -244,7 +236,7 @@ class Search:
 
         from edgedigits import pipeline
 
-        promoted = {int(k.split("/")[1]): v for k, v in study.user_attrs.items() if k.startswith("promoted/")}
+        promoted = _promoted(study)
         ranked = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
         for trial in ranked[:self.budget.promote]:
             if trial.number in promoted:
@@ -277,7 +269,7 @@ class Search:
         from edgedigits import pipeline
 
         study = self.study()
-        promoted = {int(k.split("/")[1]): v for k, v in study.user_attrs.items() if k.startswith("promoted/")}
+        promoted = _promoted(study)
         if number is None:
             if not promoted:
                 raise UserError("no promoted trial to export yet: run the search first, or pass --export N")
@@ -292,11 +284,13 @@ class Search:
 
     def report(self, study, promoted: dict[int, dict], wall_s: float) -> dict:
         """trials.json / trials.md, pareto.json and pareto.png in the output folder."""
+        from edgedigits.models import DS_CNN_PRESETS
+
         rows = [trial_row(t, promoted.get(t.number), self.limits) for t in study.trials]
         front = pareto_front([r for r in rows if r["state"] == "COMPLETE"])
         result = {"study": self.study_name, "storage": self.storage, "limits": vars(self.limits),
                   "budget": vars(self.budget), "wall_time_s": wall_s, "trials": rows,
-                  "pareto": [r["number"] for r in front], "presets": {n: i for i, n in enumerate(PRESETS)}}
+                  "pareto": [r["number"] for r in front], "presets": {n: i for i, n in enumerate(DS_CNN_PRESETS)}}
         out = atomic.ensure_dir(self.out)
         atomic.write_json(out / "trials.json", result)
         atomic.write_json(out / "pareto.json", {"study": self.study_name, "front": front})
@@ -363,10 +357,22 @@ def _num(value, spec: str = ",") -> str:
     return format(value, spec) if value is not None else "-"
 
 
-def _has_tflm() -> bool:
-    import importlib.util
+def _promoted(study) -> dict[int, dict]:
+    """The trials taken through the full chain, as the study records them: trial number -> result."""
+    return {int(k.split("/")[1]): v for k, v in study.user_attrs.items() if k.startswith("promoted/")}
 
-    return importlib.util.find_spec("tflite_micro") is not None
+
+def _can_measure_arena(limits: Limits) -> bool:
+    """True if TFLite Micro is here; without it, --max-arena is an error (mcu's, saying what to install)."""
+    from firmware_harness import mcu
+
+    try:
+        mcu.tflm_version()
+    except UserError:
+        if limits.max_arena is not None:
+            raise
+        return False
+    return True
 
 
 def _progress(total: int):
