@@ -195,7 +195,7 @@ def compare(runs: dict[str, dict], model_paths: list[Path]) -> dict:
     rows, platforms = [], {}
     for name, run in runs.items():
         out = Path(run["out"])
-        summary = {k: v for k, v in run.items() if k not in ("out",)}
+        summary = {k: v for k, v in run.items() if k != "out"}
         if (out / "info.json").is_file():
             summary.update(json.loads((out / "info.json").read_text()))
         if (out / "bench.json").is_file():

@@ -45,8 +45,9 @@ def table() -> str:
         p50["ds_cnn_micro_int8.tflite"] = micro["invoke_us_p50"]
     lines = ["| model | bytes | int8 accuracy, minimum over kernels | spread | kernels measured | "
              "TFLite Micro arena | invoke p50, x86 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    per_model = {model: accuracies(arm, model) for model in MODELS}
     for model, label in MODELS.items():
-        acc = accuracies(arm, model)
+        acc = per_model[model]
         record = arm["models"][model]
         p50_cell = f"{p50[model]:.1f} µs" if model in p50 else "-"
         lines.append(f"| {label} | {record['bytes']:,} | **{min(acc.values()):.2%}** | "
@@ -54,10 +55,9 @@ def table() -> str:
                      f"{record['tensor_arena_bytes']:,} B | {p50_cell} |")
     lines += ["", "Accuracy on the 10,000 MNIST test images for each kernel family (int8 results depend on them):", "",
               "| kernels | " + " | ".join(MODELS) + " |", "|---|" + "---:|" * len(MODELS)]
-    per_model = [accuracies(arm, m) for m in MODELS]
-    for kernels in dict.fromkeys(k for acc in per_model for k in acc):
+    for kernels in dict.fromkeys(k for acc in per_model.values() for k in acc):
         lines.append(f"| {kernels} | " + " | ".join(f"{acc[kernels]:.2%}" if kernels in acc else "-"
-                                                     for acc in per_model) + " |")
+                                                     for acc in per_model.values()) + " |")
     lines += ["", "x86 and TFLite Micro from each model's card (`edgedigits export` verifies with every kernel "
               "family); ARM from `benchmarks/results/arm.json` (emulated: outputs, not speed); invoke p50 from "
               "`benchmarks/results/results.json` and `export_ds_cnn_micro.json`, one thread."]

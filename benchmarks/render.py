@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+import headline
 from record import RESULTS
 
 from edgedigits import app_snippets
@@ -59,8 +60,6 @@ def renders() -> dict[Path, str]:
             continue
         out[path.with_suffix(".md")] = renderer(path.stem)(json.loads(path.read_text(encoding="utf-8")))
     readme = ROOT / "README.md"
-    import headline
-
     out[readme] = headline.into_readme(readme.read_text(encoding="utf-8"))
     shipped = json.loads((ROOT / "edgedigits" / "pretrained" / "edgedigits_int8.json").read_text(encoding="utf-8"))
     out[ROOT / "docs" / "snippets" / "edgedigits_int8_android.kt"] = app_snippets.kotlin("edgedigits_int8", shipped)

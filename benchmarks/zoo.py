@@ -39,13 +39,9 @@ def zoo(summary: list[dict] | None = None) -> tuple[ZooEntry, ...]:
     """Every registry model, in the order registered, with its zoo settings. `summary`: rows as
     `edgedigits.models.summary()` gives them; by default model_summary.json, which `python -m edgedigits.models`
     writes from the registry, so that reading the zoo's files needs no TensorFlow."""
-    if summary is None:
-        from importlib import resources
+    from edgedigits import model_summary
 
-        from edgedigits import MODEL_SUMMARY
-
-        summary = json.loads(resources.files("edgedigits").joinpath(MODEL_SUMMARY).read_text(encoding="utf-8"))
-    return tuple(ZooEntry(r["name"], r["zoo_epochs"], r["compressed"]) for r in summary)
+    return tuple(ZooEntry(r["name"], r["zoo_epochs"], r["compressed"]) for r in summary or model_summary())
 
 
 def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0) -> ExportPlan:

@@ -11,6 +11,14 @@ DEFAULT_MODEL = "ds_cnn_fast"  # what `train` and `export` build by default; the
 MODEL_SUMMARY = "model_summary.json"  # the registry as built: names, params, MACs, zoo settings; read without TensorFlow
 
 
+def model_summary() -> list[dict]:
+    """The registry as built, from model_summary.json: what `models` prints and the model zoo trains."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("edgedigits").joinpath(MODEL_SUMMARY).read_text(encoding="utf-8"))
+
+
 def __getattr__(name: str):
     """`from edgedigits import DigitReader` (TensorFlow-free; imported only when asked for)."""
     if name == "DigitReader":

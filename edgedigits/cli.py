@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgedigits import DEFAULT_MODEL, MODEL_SUMMARY
+from edgedigits import DEFAULT_MODEL
 from edgedigits import formats as formats_mod
 from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
 
@@ -79,10 +79,9 @@ def train(
 @app.command()
 def models() -> None:
     """List the registered models with their parameters and MACs; mark the default (no TensorFlow needed)."""
-    import json
-    from importlib import resources
+    from edgedigits import model_summary
 
-    rows = json.loads(resources.files("edgedigits").joinpath(MODEL_SUMMARY).read_text(encoding="utf-8"))
+    rows = model_summary()
     typer.echo("params as the .tflite stores them (batch norm folded), MACs of one image")
     for row in sorted(rows, key=lambda r: r["name"]):
         default = "  (default: the shipped model's architecture)" if row["name"] == DEFAULT_MODEL else ""

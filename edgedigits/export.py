@@ -25,8 +25,6 @@ from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import KERNELS, Model
 
-
-
 IO_TYPES = ("int8", "uint8")
 LABELS = [str(d) for d in range(10)]
 PREPROCESSING = {

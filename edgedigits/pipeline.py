@@ -103,16 +103,16 @@ def _stage(step: str, message: str) -> None:
     print(f"[{step}] {message}", file=sys.stderr, flush=True)
 
 
-def run_key(plan: ExportPlan, recipe, splits: data.Splits) -> str:
+def run_key(plan: ExportPlan, splits: data.Splits) -> str:
     """A short hash of what decides the float model: same key, same checkpoint."""
     from edgedigits import train
 
-    return train.recipe_key(recipe, splits, start=export_sha(plan.start_from) if plan.start_from else None)
+    return train.recipe_key(plan.recipe(), splits, start=export_sha(plan.start_from) if plan.start_from else None)
 
 
 def run_folder(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> Path:
     """Where `run` keeps this plan's float model (model.keras, curves.png) and stage checkpoints."""
-    return Path(out_dir) / "runs" / f"{plan.model}-{run_key(plan, plan.recipe(), splits)}"
+    return Path(out_dir) / "runs" / f"{plan.model}-{run_key(plan, splits)}"
 
 
 def export_sha(path: Path) -> str:

@@ -30,7 +30,6 @@ from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model
 
 
-
 @dataclass
 class BenchSettings:
     warmup: int = 50

@@ -35,8 +35,6 @@ class DigitReader:
             path = Path(model) if model is not None else shipped_model()
             if path is None:
                 raise UserError("no model given and no shipped model installed; pass a .tflite file")
-            if not path.is_file():
-                raise UserError(f"model not found: {path}")
             model = Model(path, backend=backend, threads=threads)
         self.model = model
         self.max_pixels = max_pixels or images.pixel_budget()

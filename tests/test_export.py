@@ -182,15 +182,15 @@ def test_rerun_reuses_finished_stages(exported, mnist_path):
 
 def test_checkpoints_are_not_reused_after_a_layout_change(monkeypatch, mnist_path):
     """Same recipe, different architecture (a changed default layout): a different run folder."""
-    from edgedigits import data, models, pipeline, train
+    from edgedigits import data, models, pipeline
 
     splits = data.load_splits(mnist_path, limit=200)
-    plan, recipe = pipeline.ExportPlan(model="ds_cnn_micro"), train.Recipe(model="ds_cnn_micro")
-    before = pipeline.run_key(plan, recipe, splits)
-    assert pipeline.run_key(plan, recipe, splits) == before
+    plan = pipeline.ExportPlan(model="ds_cnn_micro")
+    before = pipeline.run_key(plan, splits)
+    assert pipeline.run_key(plan, splits) == before
     monkeypatch.setitem(models._REGISTRY, "ds_cnn_micro",
                         models.Entry(lambda: models.ds_cnn(blocks="c8 c16s2 d32"), zoo_epochs=1, compressed=True))
-    assert pipeline.run_key(plan, recipe, splits) != before
+    assert pipeline.run_key(plan, splits) != before
 
 
 @pytest.mark.parametrize("args,fragment", [
