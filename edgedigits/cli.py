@@ -285,7 +285,7 @@ def serve(
     backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow [default: the first that imports].")] = None,
     threads: Annotated[int, typer.Option(help="Interpreter threads per worker.")] = 1,
 ) -> None:
-    """Web page to draw or upload digits, POST /predict and GET /health (needs the web extra)."""
+    """The page that reads digits in the browser (draw, photo, live camera; offline after one visit), POST /predict and GET /health (needs the web extra)."""
     from edgedigits import serve as serve_mod
 
     path = model or default_model()
@@ -294,6 +294,23 @@ def serve(
     if threads < 1:
         raise UserError(f"--threads must be at least 1 (got {threads})")
     serve_mod.serve(path, host, port, backend=backend, threads=threads)
+
+
+@app.command()
+def web(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the page into (new, empty, or written by an earlier `edgedigits web`).")],
+    model: Annotated[Optional[Path], typer.Option(help="Full-integer int8 .tflite model [default: the shipped model].")] = None,
+) -> None:
+    """Write the browser page as static files (any static host serves them; https for a phone's camera)."""
+    from edgedigits import web_site
+
+    path = model or default_model()
+    if not path.is_file():
+        raise UserError(f"model not found: {path}")
+    written = web_site.write(path, folder)
+    total = sum(p.stat().st_size for p in written)
+    typer.echo(f"wrote {len(written)} files ({total / 1e6:.1f} MB) to {folder}; serve that folder, for example: "
+               f"python -m http.server -d {folder}")
 
 
 def default_model() -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import app_snippets, cards, data
+from edgedigits import app_snippets, cards, data, web_model
 from edgedigits.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.errors import UserError, WorkError
@@ -200,9 +200,12 @@ def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
 
 
 def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) -> list[Path]:
-    """Write the .tflite, its card, labels.txt, the C array and the app snippets, each atomically."""
+    """Write the .tflite, its card, labels.txt, the C array, the app snippets and, for an int8 file with
+    int8 ends, its browser variant `<name>_web.tflite` (uint8 ends, batch 1), each atomically."""
     out_dir = atomic.ensure_dir(out_dir)
     header, source = c_array(content, name, card)
+    web = [atomic.write_bytes(out_dir / f"{name}_web.tflite", web_model.web_variant(content))] \
+        if card["format"] == "int8" and card["io_type"] == "int8" else []
     return [
         atomic.write_bytes(out_dir / f"{name}.tflite", content),
         atomic.write_json(out_dir / f"{name}.json", card),
@@ -211,6 +214,7 @@ def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) 
         atomic.write_text(out_dir / f"{name}_model_data.cc", source),
         atomic.write_text(out_dir / f"{name}_android.kt", app_snippets.kotlin(name, card)),
         atomic.write_text(out_dir / f"{name}_ios.swift", app_snippets.swift(name, card)),
+        *web,
     ]
 
 

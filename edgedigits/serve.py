@@ -1,8 +1,9 @@
-"""`edgedigits serve`: a web page to draw or upload digits, and `POST /predict`. No TensorFlow.
+"""`edgedigits serve`: the browser page that reads digits itself, and `POST /predict` for API users. No TensorFlow.
 
-The page sends the image bytes as the request body (a drawn canvas as PNG, or the
-dropped/uploaded file); `curl --data-binary @x.png` and `curl -F file=@x.png` work too.
-`POST /predict` answers exactly what `edgedigits predict --json` prints for the image;
+The page (`web_site`: LiteRT.js and OpenCV.js, the model's browser variant, a service
+worker and a manifest) reads drawings, photos and the live camera in the browser; it never
+calls `/predict`. `POST /predict` takes the image bytes as the request body;
+`curl --data-binary @x.png` and `curl -F file=@x.png` work too. It answers exactly what `edgedigits predict --json` prints for the image;
 `?details=1` adds the 28x28 crops the model saw (PNG, base64) and the server-side latency.
 `GET /health` answers `{"status": "ok", "model", "backend"}` without touching the model.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import logging
 import os
 import resource
@@ -27,11 +29,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesParser
 from email.policy import HTTP
-from importlib import resources
 from pathlib import Path
 
 import cv2
 
+from edgedigits import web_site
 from firmware_harness import images, recognize
 from firmware_harness.errors import UserError
 from firmware_harness.preprocess import TooManyMarks
@@ -85,16 +87,25 @@ def create_app(model_path: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: 
     """The Starlette application serving `model_path`."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     recognizer = _Recognizer(model_path, backend, threads, workers or os.cpu_count() or 1)
     model = recognizer.model
-    page = resources.files("edgedigits.web").joinpath("index.html").read_text(encoding="utf-8")
-    page = page.replace("{{model}}", model_path.name)
+    files = web_site.site(model_path)
+    gzipped: dict[str, bytes] = {}  # compressed on first request: 23 MB of page is 6.7 MB over the wire
 
-    async def index(request: Request) -> HTMLResponse:
-        return HTMLResponse(page)
+    async def page_file(request: Request) -> Response:
+        name = request.path_params.get("path") or "index.html"
+        if name not in files:
+            return _error(404, f"no such file: /{name}")
+        headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        body = files[name]
+        if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
+            if name not in gzipped:
+                gzipped[name] = await asyncio.get_running_loop().run_in_executor(None, gzip.compress, body, 6)
+            body, headers["Content-Encoding"] = gzipped[name], "gzip"
+        return Response(body, media_type=web_site.content_type(name), headers=headers)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": model.name, "backend": model.backend.name})
@@ -133,7 +144,8 @@ def create_app(model_path: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: 
             answer["crops"] = [_png_base64(crop) for crop in reading.crops]
         return JSONResponse(answer)
 
-    return Starlette(routes=[Route("/", index), Route("/health", health), Route("/predict", predict, methods=["POST"])])
+    return Starlette(routes=[Route("/health", health), Route("/predict", predict, methods=["POST"]),
+                             Route("/", page_file), Route("/{path:path}", page_file)])
 
 
 async def _read_limited(request, limit: int) -> bytes:

@@ -1,19 +1,14 @@
-"""`edgedigits serve`: a real server on a loopback port, real HTTP, a real headless browser."""
+"""`edgedigits serve`'s API: a real server on a loopback port, real HTTP (the page: test_browser.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import struct
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,36 +18,6 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from conftest import REPO, run_cli  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("EDGEDIGITS_ARTIFACTS", REPO / "test-artifacts"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(shipped_model):
-    port = _free_port()
-    code = "import sys; from edgedigits.cli import main; sys.exit(main())"
-    process = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", str(port), "--model", str(shipped_model)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/health", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, process.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def post(base: str, body: bytes, content_type: str = "image/png", query: str = "") -> tuple[int, dict]:
@@ -187,26 +152,17 @@ def test_an_upload_that_stops_arriving_gets_408(server):
     assert BODY_TIMEOUT_S - 1 < time.monotonic() - started < BODY_TIMEOUT_S + 5
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's chromium)")
-def test_drawing_a_seven_in_the_browser_reads_7(server):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 900, "height": 820})
-        page.goto(server + "/")
-        box = page.locator("#canvas").bounding_box()
-        stroke = [(70, 60), (210, 60), (120, 230)]  # the top bar, then the long diagonal: a 7
-        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=25)
-        page.mouse.up()
-        page.click("#read")
-        page.wait_for_function("document.getElementById('digits').textContent.length > 0", timeout=15000)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "web_demo.png"))
-        digits = page.inner_text("#digits")
-        browser.close()
-    assert digits == "7"
+def test_page_files_are_served_compressed_when_asked(server, shipped_model):
+    import gzip
+
+    from edgedigits import web_site
+
+    expected = web_site.site(shipped_model)["vendor/opencv.js"]
+    request = urllib.request.Request(server + "/vendor/opencv.js", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = response.read()
+    assert len(body) < len(expected) / 2 and gzip.decompress(body) == expected
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(server + "/no-such-file.js", timeout=10)
+    assert missing.value.code == 404

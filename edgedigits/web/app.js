@@ -1,0 +1,93 @@
+// The page's reader: the model runs here, in the browser, with LiteRT.js (WebAssembly, XNNPACK);
+// digits are found with OpenCV.js (digits.js). No image leaves the device.
+//
+//   window.edgedigits.ready    a Promise, resolved when the model is loaded and compiled
+//   window.edgedigits.read(s)  s: HTMLCanvasElement, HTMLImageElement, ImageData or HTMLVideoElement
+//                              -> Promise<{digits, confidences, boxes, lines, crops}>
+//   window.edgedigits.model    the model's description (model.json: name, labels, input, output, card)
+import {loadLiteRt, loadAndCompile, Tensor} from "./vendor/litert.js";
+import {DigitFinder, MNIST_SIZE} from "./digits.js";
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`could not load ${src}`));
+    document.head.appendChild(script);
+  });
+}
+
+async function loadOpenCv() {
+  await loadScript("vendor/opencv.js");
+  let cv = window.cv;
+  if (cv instanceof Promise) cv = await cv;
+  else if (!cv.Mat) await new Promise(resolve => { cv.onRuntimeInitialized = resolve; });
+  return cv;
+}
+
+async function load() {
+  const started = performance.now();
+  const [description, cv] = await Promise.all([
+    fetch("model.json").then(r => r.json()),
+    loadOpenCv(),
+    loadLiteRt("vendor/litert_wasm_compat_internal.js"),
+  ]);
+  const compiled = await loadAndCompile("model.tflite", {accelerator: "wasm"});
+  return {description, compiled, finder: new DigitFinder(cv), loadMs: performance.now() - started};
+}
+
+const loaded = load();
+
+function imageDataOf(source) {
+  if (source instanceof ImageData) return source;
+  const width = source.videoWidth || source.naturalWidth || source.width;
+  const height = source.videoHeight || source.naturalHeight || source.height;
+  if (!width || !height) throw new Error("the source has no pixels yet (an image not loaded, a video not started)");
+  if (source instanceof HTMLCanvasElement) return source.getContext("2d").getImageData(0, 0, width, height);
+  const canvas = new OffscreenCanvas(width, height), context = canvas.getContext("2d");
+  context.drawImage(source, 0, 0, width, height);
+  return context.getImageData(0, 0, width, height);
+}
+
+function softmax(logits) {
+  const top = Math.max(...logits), e = logits.map(v => Math.exp(v - top)), sum = e.reduce((a, b) => a + b, 0);
+  return e.map(v => v / sum);
+}
+
+// Probabilities for one 28x28 crop (white ink on black, uint8), from the uint8 web model.
+async function classify(model, crop) {
+  const input = new Tensor(crop, [1, MNIST_SIZE, MNIST_SIZE, 1]);
+  const outputs = await model.compiled.run(input);
+  input.delete();
+  const raw = outputs[0].toTypedArray();
+  const {scale, zero_point: zero} = model.description.output;
+  const probabilities = softmax(Array.from(raw, q => scale * (q - zero)));
+  outputs.forEach(t => t.delete());
+  return probabilities;
+}
+
+let queue = Promise.resolve();  // one read at a time: the compiled model is not re-entrant
+
+async function read(source) {
+  const model = await loaded;
+  const imageData = imageDataOf(source);
+  const job = queue.then(async () => {
+    const found = model.finder.find(imageData);
+    const reading = {digits: "", confidences: [], boxes: [], lines: [], crops: []};
+    for (const digit of found) {
+      const p = await classify(model, digit.image);
+      const best = p.indexOf(Math.max(...p));
+      reading.digits += model.description.labels[best];
+      reading.confidences.push(p[best]);
+      reading.boxes.push(digit.box);
+      reading.lines.push(digit.line);
+      reading.crops.push(digit.image);
+    }
+    return reading;
+  });
+  queue = job.catch(() => {});
+  return job;
+}
+
+window.edgedigits = {ready: loaded.then(m => { window.edgedigits.model = m.description; return m.loadMs; }), read};

@@ -1,0 +1,438 @@
+// Image -> 28x28 MNIST-style digits and their boxes, in the browser: a line-for-line port of
+// firmware_harness/preprocess.py (find_digits) on OpenCV.js, the same OpenCV as the Python side,
+// so the page and `edgedigits predict` read the same digits. Keep the two in step; the browser
+// test (tests/test_browser.py) holds them together on the same images.
+
+export const WORK_MAX_SIDE = 1024;
+const WORK_MIN_SIDE = 128;
+const MIN_CONTRAST = 40;
+const SPECK_FRACTION = 0.15;
+const MNIST_BOX = 20;
+export const MNIST_SIZE = 28;
+const MNIST_STROKE = 0.14;
+const NORMALIZE_SIDE = 64;
+const SPLIT_ASPECT = 1.5;
+const MIN_DIGIT_PX = 8;
+export const MAX_MARKS = 1000;
+
+// Python's round(): halves to even, as the Python side rounds sizes and boxes.
+export function pyRound(v) {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+function sortedCopy(values) {
+  return Float64Array.from(values).sort();
+}
+
+function median(values) {
+  const s = sortedCopy(values), k = s.length;
+  return (s[(k - 1) >> 1] + s[k >> 1]) / 2;
+}
+
+export class DigitFinder {
+  constructor(cv) { this.cv = cv; }
+
+  // Every Mat made inside fn is deleted when it returns (keep() exempts the result).
+  scoped(fn) {
+    const made = [];
+    const mat = (...args) => { const m = new this.cv.Mat(...args); made.push(m); return m; };
+    try { return fn(mat); } finally { for (const m of made) if (!m.isDeleted()) m.delete(); }
+  }
+
+  resize(src, width, height, interpolation, mat) {
+    const dst = mat();
+    this.cv.resize(src, dst, new this.cv.Size(width, height), 0, 0, interpolation);
+    return dst;
+  }
+
+  ellipse(k) { return this.cv.getStructuringElement(this.cv.MORPH_ELLIPSE, new this.cv.Size(k, k)); }
+
+  morph(src, op, kernel, mat) {
+    const dst = mat();
+    this.cv.morphologyEx(src, dst, op, kernel, new this.cv.Point(-1, -1), 1, this.cv.BORDER_CONSTANT,
+                         this.cv.morphologyDefaultBorderValue());
+    kernel.delete();
+    return dst;
+  }
+
+  // RGBA ImageData -> gray, alpha composited on white (255 - (255 - gray) * alpha), as to_gray does.
+  toGray(imageData, mat) {
+    const cv = this.cv, rgba = cv.matFromImageData(imageData), gray = mat();
+    cv.cvtColor(rgba, gray, cv.COLOR_RGBA2GRAY);
+    const g = gray.data, px = rgba.data;
+    let opaque = true;
+    for (let i = 3; i < px.length; i += 4) if (px[i] !== 255) { opaque = false; break; }
+    if (!opaque) {
+      const inverted = mat(), alpha = mat(), ink = mat();
+      cv.bitwise_not(gray, inverted);
+      const planes = new cv.MatVector();
+      cv.split(rgba, planes);
+      planes.get(3).copyTo(alpha);
+      planes.delete();
+      cv.multiply(inverted, alpha, ink, 1 / 255);
+      cv.bitwise_not(ink, gray);
+    }
+    rgba.delete();
+    return gray;
+  }
+
+  workingScale(rows, cols, maxSide) {
+    const longSide = Math.max(rows, cols), shortSide = Math.min(rows, cols);
+    if (longSide > maxSide) return maxSide / longSide;
+    if (shortSide < WORK_MIN_SIDE) return Math.min(WORK_MIN_SIDE / shortSide, maxSide / longSide);
+    return 1.0;
+  }
+
+  brightInk(gray, mat) {
+    const cv = this.cv;
+    const small = this.resize(gray, Math.max(gray.cols >> 3, 1), Math.max(gray.rows >> 3, 1), cv.INTER_AREA, mat);
+    const k = Math.max(3, Math.min(small.rows, small.cols) >> 1) | 1;
+    const background = mat();
+    cv.medianBlur(small, background, Math.min(k, 255));
+    const n = small.rows * small.cols, diff = new Int16Array(n);
+    for (let i = 0; i < n; i++) diff[i] = small.data[i] - background.data[i];
+    diff.sort();
+    const low = Math.floor(n / 100), high = n - 1 - Math.floor(n / 100);
+    if (-diff[low] > diff[high]) {
+      const inverted = mat();
+      cv.bitwise_not(gray, inverted);
+      return inverted;
+    }
+    return gray;
+  }
+
+  strokeWidth(binary, mat) {
+    const cv = this.cv;
+    if (!cv.countNonZero(binary)) return 0.0;
+    const distance = mat();
+    cv.distanceTransform(binary, distance, cv.DIST_L2, 3);
+    const inside = distance.data32F.filter(v => v > 0).sort();
+    const k = Math.floor(0.9 * (inside.length - 1));
+    return 2.0 * inside[k];
+  }
+
+  flattenLight(ink, mat) {
+    const cv = this.cv;
+    const half = this.resize(ink, Math.max(ink.cols >> 1, 1), Math.max(ink.rows >> 1, 1), cv.INTER_AREA, mat);
+    const block = Math.max(3, Math.min(half.rows, half.cols) >> 1) | 1;
+    const rough = mat();
+    cv.adaptiveThreshold(half, rough, 255, cv.ADAPTIVE_THRESH_MEAN_C, cv.THRESH_BINARY, block, -10);
+    const width = Math.max(2 * this.strokeWidth(rough, mat), 2.0);
+    const small = this.resize(half, Math.max(half.cols >> 1, 1), Math.max(half.rows >> 1, 1), cv.INTER_AREA, mat);
+    const upper = Math.max(3, Math.min(small.rows, small.cols) >> 1);
+    const k = Math.trunc(Math.min(Math.max(3 * width / 4, 3), upper)) | 1;
+    const opened = this.morph(small, cv.MORPH_OPEN, this.ellipse(k), mat);
+    const background = this.resize(opened, ink.cols, ink.rows, cv.INTER_LINEAR, mat);
+    const flat = mat();
+    cv.subtract(ink, background, flat);
+    return flat;
+  }
+
+  removeRuledLines(binary, mat) {
+    const cv = this.cv, height = binary.rows, width = binary.cols, data = binary.data;
+    const length = Math.max(15, Math.floor(width / 3));
+    let most = 0;
+    for (let y = 0; y < height; y++) {
+      let sum = 0;
+      for (let x = y * width, end = x + width; x < end; x++) sum += data[x];
+      most = Math.max(most, sum);
+    }
+    if (most < 255 * length) return binary;
+    const longRuns = this.morph(binary, cv.MORPH_OPEN, cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(length, 1)), mat);
+    if (!cv.countNonZero(longRuns)) return binary;
+    const thick = this.morph(binary, cv.MORPH_OPEN,
+                             cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, Math.max(3, Math.floor(height / 40)))), mat);
+    const thin = mat(), kept = mat();
+    cv.subtract(longRuns, thick, thin);
+    cv.subtract(binary, thin, kept);
+    return kept;
+  }
+
+  // Ink components by hysteresis (see _components in preprocess.py).
+  components(flat, level, mat) {
+    const cv = this.cv;
+    const weakRaw = mat();
+    cv.threshold(flat, weakRaw, 0.5 * level, 255, cv.THRESH_BINARY);
+    const weak = this.removeRuledLines(weakRaw, mat);
+    const labels = mat(), stats = mat(), centroids = mat();
+    const count = cv.connectedComponentsWithStats(weak, labels, stats, centroids, 8, cv.CV_32S);
+    const L = labels.data32S, S = stats.data32S, F = flat.data;
+    const height = flat.rows, width = flat.cols;
+    const areas = new Float64Array(count);
+    for (let i = 0; i < count; i++) areas[i] = S[i * 5 + cv.CC_STAT_AREA];
+    const minArea = Math.max(12, Math.trunc(2e-5 * height * width));
+    const sure = new Uint8Array(count);
+    for (let p = 0; p < F.length; p++) if (F[p] > level) sure[L[p]] = 1;
+    sure[0] = 0;
+    const alongBorder = i => {
+      const sides = [0, 0, 0, 0];
+      for (let x = 0; x < width; x++) { sides[0] += L[x] === i; sides[1] += L[(height - 1) * width + x] === i; }
+      for (let y = 0; y < height; y++) { sides[2] += L[y * width] === i; sides[3] += L[y * width + width - 1] === i; }
+      return Math.max(sides[0] / width, sides[1] / width, sides[2] / height, sides[3] / height);
+    };
+    const blobs = [];
+    for (let i = 0; i < count; i++) {
+      if (!(areas[i] >= minArea && sure[i])) continue;
+      const [x, y, w, h, area] = S.slice(i * 5, i * 5 + 5);
+      const touches = x === 0 || y === 0 || x + w === width || y + h === height;
+      const large = area > 0.3 * height * width;
+      const thin = Math.min(w / width, h / height) < 0.08;
+      if (touches && (large || thin) && alongBorder(i) > 0.4) continue;
+      blobs.push({x0: x, y0: y, x1: x + w, y1: y + h, labels: [i]});
+    }
+    return {labels, blobs, areas};
+  }
+
+  contrasted(blobs, labels, flat, areas) {
+    if (!blobs.length) return blobs;
+    const sums = new Float64Array(areas.length), L = labels.data32S, F = flat.data;
+    for (let p = 0; p < L.length; p++) sums[L[p]] += F[p];
+    const means = blobs.map(b => sums[b.labels[0]] / areas[b.labels[0]]);
+    const strongest = Math.max(...means);
+    return blobs.filter((b, k) => means[k] >= 0.4 * strongest);
+  }
+
+  typicalHeight(blobs, areas) {
+    if (!blobs.length) return 0.0;
+    const ink = blobs.map(b => b.labels.reduce((s, i) => s + areas[i], 0));
+    const enough = 0.1 * Math.max(...ink);
+    return median(blobs.filter((b, k) => ink[k] >= enough).map(b => b.y1 - b.y0));
+  }
+
+  // Whether boxes a and b ([x0, y0, x1, y1]) are pieces of one digit (_one_digit_matrix, one pair).
+  oneDigit(a, b, typical) {
+    const [ax0, ay0, ax1, ay1] = a, [bx0, by0, bx1, by1] = b;
+    const aw = ax1 - ax0, ah = ay1 - ay0, bw = bx1 - bx0, bh = by1 - by0;
+    const jw = Math.max(ax1, bx1) - Math.min(ax0, bx0), jh = Math.max(ay1, by1) - Math.min(ay0, by0);
+    if (!(jh <= 1.8 * Math.max(ah, bh, typical))) return false;
+    const overlap = Math.min(ax1, bx1) - Math.max(ax0, bx0), gap = Math.max(ay0, by0) - Math.min(ay1, by1);
+    const stacked = overlap >= 0.5 * Math.min(aw, bw) && gap <= 0.5 * Math.max(ah, bh) && jw <= 1.2 * jh;
+    const topStroke = (x0, y0, x1, y1, w, h, cx0, cy0, cx1, ch) => {
+      const near = 0.1 * ch;
+      return w >= h && h <= 0.5 * ch && cy0 - near <= y1 && y1 <= cy0 + 0.5 * ch
+        && x0 <= cx1 + near && x1 >= cx0 - near && jw <= 1.6 * jh;
+    };
+    return stacked || topStroke(ax0, ay0, ax1, ay1, aw, ah, bx0, by0, bx1, bh)
+      || topStroke(bx0, by0, bx1, by1, bw, bh, ax0, ay0, ax1, ah);
+  }
+
+  // Merge the first pair (in list order) of pieces of one digit, again and again (_merge_pieces).
+  mergePieces(blobs, typical) {
+    const n = blobs.length;
+    if (n < 2) return blobs;
+    const box = blobs.map(b => [b.x0, b.y0, b.x1, b.y1]);
+    const alive = new Uint8Array(n).fill(1), pairs = new Uint8Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++)
+      pairs[i * n + j] = pairs[j * n + i] = this.oneDigit(box[i], box[j], typical);
+    const laterOf = r => { for (let c = r + 1; c < n; c++) if (pairs[r * n + c]) return true; return false; };
+    const later = new Uint8Array(n);
+    for (let r = 0; r < n; r++) later[r] = laterOf(r);
+    for (let i = later.indexOf(1); i >= 0; i = later.indexOf(1)) {
+      let j = i + 1;
+      while (!pairs[i * n + j]) j++;
+      const touched = [];
+      for (let r = 0; r < n; r++) if (pairs[r * n + i] || pairs[r * n + j]) touched.push(r);
+      const a = blobs[i], b = blobs[j];
+      blobs[i] = {x0: Math.min(a.x0, b.x0), y0: Math.min(a.y0, b.y0), x1: Math.max(a.x1, b.x1),
+                  y1: Math.max(a.y1, b.y1), labels: a.labels.concat(b.labels)};
+      box[i] = [blobs[i].x0, blobs[i].y0, blobs[i].x1, blobs[i].y1];
+      alive[j] = 0;
+      for (let r = 0; r < n; r++) pairs[j * n + r] = pairs[r * n + j] = 0;
+      for (let r = 0; r < n; r++) {
+        const v = r !== i && alive[r] && this.oneDigit(box[i], box[r], typical) ? 1 : 0;
+        pairs[i * n + r] = pairs[r * n + i] = v;
+        if (v) touched.push(r);
+      }
+      for (const r of touched.concat([i, j])) later[r] = laterOf(r);
+    }
+    return blobs.filter((b, k) => alive[k]);
+  }
+
+  isLine(b, typical) {
+    const w = b.x1 - b.x0, h = b.y1 - b.y0;
+    return (w > 5 * h && w > 2 * typical) || (h > 12 * w && h > 2 * typical);
+  }
+
+  // The blob's pixels as a 0/255 Uint8Array of its box (row-major), with its width and height.
+  mask(labels, b) {
+    const w = b.x1 - b.x0, h = b.y1 - b.y0, L = labels.data32S, cols = labels.cols;
+    const own = new Set(b.labels), data = new Uint8Array(w * h);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++)
+      if (own.has(L[(b.y0 + y) * cols + b.x0 + x])) data[y * w + x] = 255;
+    return {data, w, h};
+  }
+
+  splitTouching(m) {
+    const {data, w, h} = m;
+    const n = w > SPLIT_ASPECT * h ? pyRound(w / (0.75 * h)) : 1;
+    if (n < 2) return [[0, w]];
+    const ink = new Float64Array(w);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) ink[x] += data[y * w + x] > 0;
+    const typicalColumn = median(ink.filter(v => v > 0));
+    const cuts = [0], step = w / n;
+    for (let k = 1; k < n; k++) {
+      const lo = Math.trunc(k * step - 0.25 * step), hi = Math.max(Math.trunc(k * step + 0.25 * step), lo + 1);
+      let cut = lo;
+      for (let c = lo; c < hi; c++) if (ink[c] < ink[cut]) cut = c;
+      if (ink[cut] > 0.5 * typicalColumn) return [[0, w]];
+      cuts.push(cut);
+    }
+    cuts.push(w);
+    const parts = cuts.slice(0, -1).map((a, k) => [a, cuts[k + 1]]);
+    for (const [a, b] of parts) {
+      let first = -1, last = -1;
+      for (let y = 0; y < h; y++) {
+        let any = false;
+        for (let x = a; x < b && !any; x++) any = data[y * w + x] > 0;
+        if (any) { if (first < 0) first = y; last = y; }
+      }
+      if (b - a < 0.3 * h || first < 0 || last - first + 1 < 0.65 * h) return [[0, w]];
+    }
+    return parts;
+  }
+
+  // A 0/255 digit mask ({data, w, h}) -> 28x28 uint8 in MNIST form (to_mnist).
+  toMnist(m) {
+    const cv = this.cv;
+    return this.scoped(mat => {
+      let mask = cv.matFromArray(m.h, m.w, cv.CV_8UC1, m.data);
+      const adopt = x => { if (x !== mask) { if (!mask.isDeleted()) mask.delete(); } return x; };
+      const cropped = src => {
+        const view = src.roi(cv.boundingRect(src)), copy = view.clone();
+        view.delete();
+        return copy;
+      };
+      if (!cv.countNonZero(mask)) { mask.delete(); return new Uint8Array(MNIST_SIZE * MNIST_SIZE); }
+      mask = adopt(cropped(mask));
+      if (Math.max(mask.rows, mask.cols) > NORMALIZE_SIDE) {
+        const scale = NORMALIZE_SIDE / Math.max(mask.rows, mask.cols);
+        const small = this.resize(mask, Math.max(1, pyRound(mask.cols * scale)), Math.max(1, pyRound(mask.rows * scale)),
+                                  cv.INTER_AREA, mat);
+        const binary = new cv.Mat();
+        cv.threshold(small, binary, 127, 255, cv.THRESH_BINARY);
+        mask = adopt(binary);
+        if (!cv.countNonZero(mask)) { mask.delete(); return new Uint8Array(MNIST_SIZE * MNIST_SIZE); }
+      }
+      const longSide = Math.max(mask.rows, mask.cols), pad = Math.max(2, Math.floor(longSide / 8));
+      const padded = new cv.Mat();
+      cv.copyMakeBorder(mask, padded, pad, pad, pad, pad, cv.BORDER_CONSTANT, new cv.Scalar(0));
+      mask = adopt(padded);
+      const width = this.strokeWidth(mask, mat), target = MNIST_STROKE * longSide;
+      if (width < 0.7 * target || width > 1.6 * target) {
+        const radius = Math.trunc(pyRound(Math.abs(target - width) / 2));
+        if (radius) {
+          const kernel = this.ellipse(2 * radius + 1), adjusted = new cv.Mat();
+          const args = [new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT, cv.morphologyDefaultBorderValue()];
+          if (width < target) cv.dilate(mask, adjusted, kernel, ...args); else cv.erode(mask, adjusted, kernel, ...args);
+          kernel.delete();
+          if (cv.countNonZero(adjusted)) mask = adopt(adjusted); else adjusted.delete();
+        }
+      }
+      mask = adopt(cropped(mask));
+      const h = mask.rows, w = mask.cols, scale = MNIST_BOX / Math.max(h, w);
+      const fitted = this.resize(mask, Math.max(1, pyRound(w * scale)), Math.max(1, pyRound(h * scale)),
+                                 scale < 1 ? cv.INTER_AREA : cv.INTER_LINEAR, mat);
+      mask.delete();
+      const moments = cv.moments(fitted, false);
+      if (moments.m00 === 0) return new Uint8Array(MNIST_SIZE * MNIST_SIZE);
+      const cx = moments.m10 / moments.m00, cy = moments.m01 / moments.m00;
+      const shift = cv.matFromArray(2, 3, cv.CV_32F, [1, 0, MNIST_SIZE / 2 - 0.5 - cx, 0, 1, MNIST_SIZE / 2 - 0.5 - cy]);
+      const out = mat();
+      cv.warpAffine(fitted, out, shift, new cv.Size(MNIST_SIZE, MNIST_SIZE), cv.INTER_LINEAR, cv.BORDER_CONSTANT,
+                    new cv.Scalar(0));
+      shift.delete();
+      return Uint8Array.from(out.data);
+    });
+  }
+
+  // Lines top to bottom, digits left to right (_reading_order).
+  readingOrder(found, scale) {
+    const lines = [];
+    const order = found.slice().sort((a, b) => (a.y + a.h / 2) - (b.y + b.h / 2));
+    for (const item of order) {
+      const cy = item.y + item.h / 2;
+      let line = lines.find(l => Math.abs(cy - l.centerSum / l.items.length) < 0.5 * Math.max(median(l.heights), item.h));
+      if (!line) { line = {items: [], centerSum: 0, heights: []}; lines.push(line); }
+      line.items.push(item); line.centerSum += cy; line.heights.push(item.h);
+    }
+    const digits = [];
+    lines.forEach((line, number) => {
+      for (const item of line.items.slice().sort((a, b) => a.x - b.x)) {
+        const box = [item.x, item.y, item.w, item.h].map(v => pyRound(v / scale));
+        digits.push({image: this.toMnist(item.mask), box, line: number});
+      }
+    });
+    return digits;
+  }
+
+  // All digits in an RGBA ImageData, in reading order: [{image: Uint8Array(784), box: [x, y, w, h], line}].
+  find(imageData, maxSide = WORK_MAX_SIDE) {
+    const cv = this.cv;
+    return this.scoped(mat => {
+      let gray = this.toGray(imageData, mat);
+      const scale = this.workingScale(gray.rows, gray.cols, maxSide);
+      if (scale !== 1.0) {
+        gray = this.resize(gray, Math.max(1, pyRound(gray.cols * scale)), Math.max(1, pyRound(gray.rows * scale)),
+                           scale < 1 ? cv.INTER_AREA : cv.INTER_LINEAR, mat);
+      }
+      const blurred = mat();
+      cv.GaussianBlur(gray, blurred, new cv.Size(3, 3), 0, 0, cv.BORDER_DEFAULT);
+      const flat = this.flattenLight(this.brightInk(blurred, mat), mat);
+      const counts = new Float64Array(256);
+      for (const v of flat.data) counts[v]++;
+      if (percentileU8(counts, 99.5) < MIN_CONTRAST) return [];
+      const {labels, blobs: found, areas} = this.components(flat, otsuLevel(counts), mat);
+      let blobs = this.contrasted(found, labels, flat, areas);
+      if (!blobs.length) return [];
+      let typical = this.typicalHeight(blobs, areas);
+      blobs = blobs.filter(b => b.y1 - b.y0 >= SPECK_FRACTION * typical);
+      if (blobs.length > MAX_MARKS) {
+        throw new Error(`${blobs.length.toLocaleString("en")} digit-sized marks, more than the ` +
+                        `${MAX_MARKS.toLocaleString("en")} one image is read for; crop the image to the digits`);
+      }
+      blobs = this.mergePieces(blobs, typical);
+      typical = this.typicalHeight(blobs, areas);
+      blobs = blobs.filter(b => !this.isLine(b, typical) && b.y1 - b.y0 >= Math.max(0.4 * typical, MIN_DIGIT_PX));
+      const items = [];
+      for (const blob of blobs) {
+        const m = this.mask(labels, blob);
+        for (const [a, b] of this.splitTouching(m)) {
+          const part = new Uint8Array(m.h * (b - a));
+          let any = false;
+          for (let y = 0; y < m.h; y++) for (let x = a; x < b; x++) {
+            const v = m.data[y * m.w + x];
+            part[y * (b - a) + x - a] = v;
+            any = any || v > 0;
+          }
+          if (any) items.push({x: blob.x0 + a, y: blob.y0, w: b - a, h: m.h, mask: {data: part, w: b - a, h: m.h}});
+        }
+      }
+      return this.readingOrder(items, scale);
+    });
+  }
+}
+
+export function percentileU8(counts, q) {
+  let total = 0;
+  for (const c of counts) total += c;
+  const wanted = q / 100.0 * total;
+  let cumulative = 0;
+  for (let i = 0; i < 256; i++) { cumulative += counts[i]; if (cumulative >= wanted) return i; }
+  return 256;
+}
+
+export function otsuLevel(counts) {
+  let total = 0, totalMean = 0;
+  for (let i = 0; i < 256; i++) { total += counts[i]; totalMean += i * counts[i]; }
+  if (!total) return 0;
+  let weight = 0, mean = 0, best = -1, level = 0;
+  for (let i = 0; i < 255; i++) {
+    weight += counts[i]; mean += i * counts[i];
+    const background = weight, foreground = total - weight;
+    if (foreground <= 0 || background <= 0) continue;
+    const between = (totalMean * background - mean * total) ** 2 / (background * foreground);
+    if (between > best) { best = between; level = i; }
+  }
+  return level;
+}

@@ -1,0 +1,93 @@
+"""The browser's variant of a full-integer model: uint8 input and output, batch fixed at one.
+
+LiteRT.js takes float32, int32 and uint8 tensors only (an int8 input is refused) and its
+compiled models want static shapes. The variant is the same graph with a QUANTIZE op on
+each side: uint8 pixels (zero point + 128) -> the model's int8 input, and its int8 output
+-> uint8. Both are exact (same scale, zero points 128 apart), so the variant gives the int8
+model's answers bit for bit. Rewritten with the TFLite schema's object API (from LiteRT
+or TensorFlow); no converter and no training.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from firmware_harness.errors import UserError
+
+QUANTIZE = 114  # BuiltinOperator.QUANTIZE
+INT8, UINT8 = 9, 3  # TensorType
+SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
+
+
+def _schema():
+    for name in SCHEMA_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise UserError("making the browser's model needs the TFLite schema: pip install 'edgedigits[litert]'")
+
+
+def web_variant(content: bytes) -> bytes:
+    """`content` (a full-integer .tflite with int8 input and output) with uint8 ends and batch 1."""
+    schema = _schema()
+    import flatbuffers  # a dependency of LiteRT and of TensorFlow, which hold the schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    graph = model.subgraphs[0]
+    ends = [graph.tensors[i] for i in (*graph.inputs, *graph.outputs)]
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1 or any(t.type != INT8 for t in ends):
+        raise UserError("the browser page runs full-integer models with one int8 input and output; "
+                        "export with --int8 (and the default --io int8)")
+    for tensor in graph.tensors:  # static shapes: batch 1 wherever the signature leaves it open
+        if tensor.shapeSignature is not None and len(tensor.shapeSignature) and tensor.shapeSignature[0] == -1:
+            tensor.shapeSignature[0] = 1
+            tensor.shape[0] = 1
+    opcode = _quantize_opcode(schema, model)
+    old_in, old_out = graph.inputs[0], graph.outputs[0]
+    new_in = _uint8_twin(schema, model, graph, old_in, "input_uint8")
+    new_out = _uint8_twin(schema, model, graph, old_out, "output_uint8")
+    graph.operators.insert(0, _quantize(schema, opcode, new_in, old_in))
+    graph.operators.append(_quantize(schema, opcode, old_out, new_out))
+    graph.inputs, graph.outputs = [new_in], [new_out]
+    for signature in model.signatureDefs or []:
+        for entry in signature.inputs or []:
+            entry.tensorIndex = new_in
+        for entry in signature.outputs or []:
+            entry.tensorIndex = new_out
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _uint8_twin(schema, model, graph, index: int, name: str) -> int:
+    """A new uint8 tensor holding the same real values as int8 tensor `index`; its index."""
+    source = graph.tensors[index]
+    quantization = schema.QuantizationParametersT()
+    quantization.scale = list(source.quantization.scale)
+    quantization.zeroPoint = [int(z) + 128 for z in source.quantization.zeroPoint]
+    twin = schema.TensorT()
+    twin.shape, twin.shapeSignature = list(source.shape), list(source.shape)
+    twin.type, twin.name, twin.quantization = UINT8, name, quantization
+    model.buffers.append(schema.BufferT())
+    twin.buffer = len(model.buffers) - 1
+    graph.tensors.append(twin)
+    return len(graph.tensors) - 1
+
+
+def _quantize_opcode(schema, model) -> int:
+    for i, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == QUANTIZE:
+            return i
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = QUANTIZE
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _quantize(schema, opcode: int, source: int, target: int):
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = opcode, [source], [target]
+    op.builtinOptionsType = schema.BuiltinOptions.QuantizeOptions
+    op.builtinOptions = schema.QuantizeOptionsT()
+    return op

@@ -1,0 +1,106 @@
+"""The browser page as a set of static files, for `edgedigits serve` and `edgedigits web DIR`.
+
+The page runs the model itself (LiteRT.js, OpenCV.js; both vendored under
+`edgedigits/web/vendor`, see `web/README.md`), works offline after the first visit (a service
+worker caches every file listed here) and can be added to a phone's home screen (the
+manifest). `model.tflite` is the browser's variant of the chosen model (`web_model`): the
+`<name>_web.tflite` that `edgedigits export` wrote beside it, or made here;
+`model.json` describes it: name, labels, input and output quantization, and its card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+from edgedigits import web_model
+from firmware_harness import atomic, tflite_file
+from firmware_harness.errors import UserError
+from firmware_harness.runtime import read_model_bytes
+
+LABELS = [str(d) for d in range(10)]
+TEMPLATED = ("index.html", "sw.js")  # files with {{...}} fields filled in here
+SKIPPED = ("__init__.py", "__pycache__")
+MARKER = ".edgedigits-web"  # in a folder `edgedigits web` wrote
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".json": "application/json", ".webmanifest": "application/manifest+json",
+                 ".wasm": "application/wasm", ".tflite": "application/octet-stream", ".svg": "image/svg+xml",
+                 ".png": "image/png"}
+
+
+def content_type(path: str) -> str:
+    return CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream")
+
+
+def _static_files() -> dict[str, bytes]:
+    root = resources.files("edgedigits.web")
+    files: dict[str, bytes] = {}
+
+    def walk(folder, prefix: str) -> None:
+        for entry in folder.iterdir():
+            if entry.name in SKIPPED or entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                walk(entry, f"{prefix}{entry.name}/")
+            else:
+                files[prefix + entry.name] = entry.read_bytes()
+
+    walk(root, "")
+    return files
+
+
+def describe(model_path: Path, content: bytes, web_content: bytes) -> dict:
+    """model.json: what the page needs to read the web model, and the source model's card if it has one."""
+    source, web = tflite_file.parse(content), tflite_file.parse(web_content)
+    source_in, source_out = source.tensors[source.inputs[0]], source.tensors[source.outputs[0]]
+    web_in, web_out = web.tensors[web.inputs[0]], web.tensors[web.outputs[0]]
+    card_path = model_path.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.is_file() else None
+    return {
+        "name": model_path.name,
+        "labels": (card or {}).get("labels", LABELS),
+        "input": {"shape": list(web_in.shape), "dtype": "uint8", "scale": web_in.scales[0],
+                  "zero_point": web_in.zero_points[0]},
+        "output": {"shape": list(web_out.shape), "dtype": "uint8", "scale": web_out.scales[0],
+                   "zero_point": web_out.zero_points[0]},
+        "source": {"sha256": hashlib.sha256(content).hexdigest(), "input_zero_point": source_in.zero_points[0],
+                   "output_zero_point": source_out.zero_points[0]},
+        "card": card,
+    }
+
+
+def site(model_path: Path) -> dict[str, bytes]:
+    """Every file of the page for `model_path` (relative path -> bytes)."""
+    content = read_model_bytes(model_path)
+    beside = model_path.with_name(f"{model_path.stem}_web.tflite")  # written by `edgedigits export`
+    web_content = read_model_bytes(beside) if beside.is_file() else web_model.web_variant(content)
+    files = _static_files()
+    files["model.tflite"] = web_content
+    files["model.json"] = json.dumps(describe(model_path, content, web_content), indent=1).encode()
+    files["index.html"] = files["index.html"].replace(b"{{model}}", model_path.name.encode())
+    cached = sorted(name for name in files if name != "sw.js")
+    version = hashlib.sha256(b"".join(hashlib.sha256(files[n]).digest() for n in cached)).hexdigest()[:16]
+    files["sw.js"] = (files["sw.js"].replace(b"{{version}}", version.encode())
+                      .replace(b"{{files}}", json.dumps(["./", *cached]).encode()))
+    return files
+
+
+def write(model_path: Path, folder: Path) -> list[Path]:
+    """Write the page into `folder`: a new or empty folder, or one an earlier `edgedigits web` wrote
+    (its MARKER file), so no file of anyone else's is overwritten. Returns the files written."""
+    files = site(model_path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; give a folder for the page")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+        raise UserError(f"{folder} is not empty and was not written by `edgedigits web`; give a new or empty folder")
+    atomic.ensure_dir(folder)
+    atomic.write_text(folder / MARKER, "written by `edgedigits web`; it may replace the files here\n")
+    written = []
+    for name, data in sorted(files.items()):
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(target, data)
+        written.append(target)
+    return written

@@ -1,0 +1,261 @@
+"""The page reads digits itself: `edgedigits serve` and `edgedigits web` in a real headless Chromium.
+
+The model runs in the browser (LiteRT.js), the digits are found there (OpenCV.js); these tests
+hold the browser's readings to the Python harness's on the same images, drive the canvas with
+touch events in a phone viewport and the camera with Chromium's fake capture device, check that
+nothing goes to `/predict` or leaves the origin, and that the page works with the server gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_one_line_error, free_port, run_cli, wait_for
+from edgedigits import scenes, web_site
+from firmware_harness import images, recognize
+from firmware_harness.runtime import Model
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("EDGEDIGITS_ARTIFACTS", REPO / "test-artifacts"))
+VENDOR = REPO / "edgedigits" / "web" / "vendor"
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's chromium)")
+
+
+def test_the_vendored_runtimes_are_the_recorded_npm_files():
+    """Each vendored file has the sha256 VENDOR.json records, from the version package-lock.json pins."""
+    record = json.loads((VENDOR / "VENDOR.json").read_text())
+    lock = json.loads((REPO / "web" / "package-lock.json").read_text())["packages"]
+    for name, entry in record.items():
+        assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == entry["sha256"], name
+        assert lock[f"node_modules/{entry['package']}"]["version"] == entry["version"], name
+    assert sorted(p.name for p in VENDOR.iterdir()) == sorted([*record, "VENDOR.json", "LICENSE-opencv"])
+
+
+def test_the_web_variant_gives_the_int8_models_answers(shipped_model, test_images):
+    """uint8 ends and batch 1, and the same logits as the int8 file on 2,000 digits; the shipped one is current."""
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
+    from edgedigits import web_model
+
+    made = web_model.web_variant(shipped_model.read_bytes())
+    beside = shipped_model.with_name(f"{shipped_model.stem}_web.tflite")
+    assert beside.read_bytes() == made
+    web, source = Model(made), Model(shipped_model)
+    assert web.input.dtype == np.uint8 and web.input.shape == (1, 28, 28, 1) and web.output.dtype == np.uint8
+    x = test_images[0][:2000]
+    np.testing.assert_array_equal(web.predict(x), source.predict(x))
+
+
+def test_a_model_without_int8_ends_gets_a_one_line_error(tmp_path, shipped_model):
+    """A uint8 model (here the web variant itself, alone in a folder) is not what the variant is made from."""
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
+    uint8_model = tmp_path / "uint8.tflite"
+    shutil.copyfile(shipped_model.with_name(f"{shipped_model.stem}_web.tflite"), uint8_model)
+    assert_one_line_error(run_cli("web", str(tmp_path / "site"), "--model", str(uint8_model)), 2, "int8")
+    assert not (tmp_path / "site").exists()
+
+
+def test_web_refuses_a_folder_it_did_not_write_and_rewrites_its_own(tmp_path, shipped_model):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "index.html").write_text("someone's page")
+    assert_one_line_error(run_cli("web", str(theirs)), 2, "not empty")
+    assert (theirs / "index.html").read_text() == "someone's page"
+    ours = tmp_path / "ours"
+    for _ in range(2):
+        result = run_cli("web", str(ours))
+        assert result.returncode == 0, result.stderr
+    assert sorted(web_site.site(shipped_model)) == sorted(
+        str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file() and p.name != web_site.MARKER)
+
+
+def _y4m(path: Path, frame: np.ndarray, count: int = 30) -> Path:
+    """A raw YUV4MPEG2 video of one BGR frame repeated: what Chromium's fake camera plays."""
+    height, width = frame.shape[:2]
+    yuv = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(count):
+            f.write(b"FRAME\n" + yuv)
+    return path
+
+
+@pytest.fixture(scope="module")
+def camera_scene(test_images):
+    """A photo-like scene of a digit string that the Python harness reads right, as the fake camera's video."""
+    x, y = test_images
+    for scene in scenes.scenes(x[:2000], y[:2000], 20, seed=11, min_digits=3, max_digits=4):
+        if recognize.read(Model(_shipped()), scene.image).digits == scene.text:
+            return scene
+    pytest.fail("no scene among 20 that Python reads right")
+
+
+def _shipped() -> Path:
+    from firmware_harness.runtime import shipped_model
+
+    return shipped_model()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, camera_scene):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium)")
+    video = _y4m(tmp_path_factory.mktemp("camera") / "digits.y4m", camera_scene.image)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A page in a fresh context, with every request it makes recorded."""
+
+    def __init__(self, browser, url: str, **context):
+        self.context = browser.new_context(**context)
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.context.on("request", lambda r: self.requests.append(r.url))
+        self.page = self.context.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url)
+        self.load_ms = self.page.evaluate("window.edgedigits.ready")
+
+    def read(self, expression: str, arg=None) -> dict:
+        return self.page.evaluate(f"async arg => await window.edgedigits.read({expression})", arg)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _origin_only(requests: list[str], base: str) -> None:
+    """Every request went to the page's own origin (or stayed in the page: blob: and data: URLs), none to /predict."""
+    assert requests
+    away = [url for url in requests if not url.startswith((base + "/", "blob:", "data:"))]
+    assert not away, away
+    assert not any(url.startswith(base + "/predict") for url in requests), requests
+
+
+@needs_browser
+def test_upload_touch_drawing_and_camera_read_in_the_browser(server, browser, tmp_path, camera_scene, test_images):
+    """A phone viewport: an uploaded photo, a 7 drawn with touch events, the live (fake) camera."""
+    visit = Visit(browser, server + "/", viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                  is_mobile=True, has_touch=True)
+    page = visit.page
+    assert visit.load_ms > 0 and not visit.errors
+
+    photo = tmp_path / "digits.png"
+    photo.write_bytes(cv2.imencode(".png", camera_scene.image)[1].tobytes())
+    page.click("button[data-tab=photo]")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_function("document.getElementById('digits').textContent.length > 0", timeout=20000)
+    assert page.inner_text("#digits") == camera_scene.text
+
+    page.click("button[data-tab=draw]")
+    box = page.locator("#canvas").bounding_box()
+    touch = visit.context.new_cdp_session(page)
+    stroke = [(0.25, 0.2), (0.75, 0.2), (0.42, 0.82)]  # the top bar, then the long diagonal: a 7
+
+    def at(fx, fy):
+        return [{"x": box["x"] + fx * box["width"], "y": box["y"] + fy * box["height"]}]
+
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*stroke[0])})
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        for t in np.linspace(0, 1, 20)[1:]:
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_function("document.getElementById('digits').textContent === '7'", timeout=20000)
+
+    page.click("button[data-tab=camera]")
+    page.click("#start")
+    page.wait_for_function(f"document.getElementById('digits').textContent === '{camera_scene.text}'", timeout=30000)
+    page.wait_for_function("document.getElementById('fps').textContent.includes('frames/s')", timeout=10000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_camera.png"))
+    video_reading = visit.read("document.getElementById('video')")
+    page.click("#stop")
+    assert video_reading["digits"] == camera_scene.text
+    _origin_only(visit.requests, server)
+    assert not visit.errors
+    visit.close()
+
+
+def _rgba(gray: np.ndarray) -> list[int]:
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGBA).ravel().tolist()
+
+
+@needs_browser
+def test_browser_and_python_read_the_same(server, browser, shipped_model, test_images):
+    """1,000 MNIST test digits (accuracy within 0.2 points) and 100 photo-like scenes (≥ 98 % of digits the same)."""
+    visit = Visit(browser, server + "/")
+    x, y = test_images
+    model = Model(shipped_model)
+    digits = x[:1000]
+    batch = base64.b64encode(digits.tobytes()).decode()
+    browser_answers = visit.page.evaluate("""async data => {
+        const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0)), out = [];
+        for (let i = 0; i < bytes.length / 784; i++) {
+          const image = new ImageData(28, 28);
+          for (let k = 0; k < 784; k++) image.data.set([bytes[i * 784 + k], bytes[i * 784 + k], bytes[i * 784 + k], 255], 4 * k);
+          out.push((await window.edgedigits.read(image)).digits);
+        }
+        return out;
+    }""", batch)
+    python_answers = [recognize.read(model, image).digits for image in digits]
+    truth = [str(int(label)) for label in y[:1000]]
+    browser_accuracy = np.mean([a == t for a, t in zip(browser_answers, truth)])
+    python_accuracy = np.mean([a == t for a, t in zip(python_answers, truth)])
+    assert abs(browser_accuracy - python_accuracy) <= 0.002, (browser_accuracy, python_accuracy)
+    assert python_accuracy > 0.97
+
+    same = total = 0
+    for scene in scenes.scenes(x, y, 100, seed=3):
+        png = cv2.imencode(".png", scene.image)[1].tobytes()
+        python = recognize.read(model, images.decode(png, "scene.png")).digits
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        page_digits = visit.page.evaluate("""async url => {
+            const image = new Image(); image.src = url; await image.decode();
+            return (await window.edgedigits.read(image)).digits; }""", url)
+        same += sum(a == b for a, b in zip(python, page_digits))
+        total += max(len(python), len(page_digits))
+    assert same / total >= 0.98, (same, total)
+    _origin_only(visit.requests, server)
+    visit.close()
+
+
+@needs_browser
+def test_the_page_reads_offline_after_one_visit(browser, tmp_path):
+    """`edgedigits web DIR` on a plain static server; the server stopped, the reloaded page still reads."""
+    folder = tmp_path / "site"
+    assert run_cli("web", str(folder)).returncode == 0
+    port = free_port()
+    static = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(folder),
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(base + "/", static)
+        visit = Visit(browser, base + "/")
+        visit.page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=20000)
+    finally:
+        static.terminate()
+        static.wait(timeout=10)
+    visit.page.reload()
+    assert visit.page.evaluate("window.edgedigits.ready") > 0
+    reading = visit.read("""(() => { const c = document.getElementById('canvas'), g = c.getContext('2d');
+        g.lineWidth = 18; g.beginPath(); g.moveTo(140, 40); g.lineTo(140, 240); g.stroke(); return c; })()""")
+    assert reading["digits"] == "1"
+    assert visit.page.evaluate("navigator.onLine") is True  # the network was there; the server was not
+    visit.close()
