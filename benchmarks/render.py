@@ -41,6 +41,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "tune_*": "tune_search",
     "uci_digits": "uci_digits",
     "web_load": "web_load",
+    "web_page": "web_page",
 }
 UNRENDERED = ("mcu",)  # JSON read by other tables, with no table of its own
 

@@ -8,7 +8,6 @@ nothing goes to `/predict` or leaves the origin, and that the page works with th
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -23,8 +22,11 @@ import pytest
 
 from conftest import REPO, assert_one_line_error, free_port, run_cli, wait_for
 from edgedigits import scenes, web_site
-from firmware_harness import images, recognize
+from firmware_harness import recognize
 from firmware_harness.runtime import Model
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import web_page  # noqa: E402  (the page's readings, shared with the benchmark)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("EDGEDIGITS_ARTIFACTS", REPO / "test-artifacts"))
@@ -193,44 +195,21 @@ def test_upload_touch_drawing_and_camera_read_in_the_browser(server, browser, tm
     visit.close()
 
 
-def _rgba(gray: np.ndarray) -> list[int]:
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGBA).ravel().tolist()
-
-
 @needs_browser
 def test_browser_and_python_read_the_same(server, browser, shipped_model, test_images):
     """1,000 MNIST test digits (accuracy within 0.2 points) and 100 photo-like scenes (≥ 98 % of digits the same)."""
     visit = Visit(browser, server + "/")
     x, y = test_images
     model = Model(shipped_model)
-    digits = x[:1000]
-    batch = base64.b64encode(digits.tobytes()).decode()
-    browser_answers = visit.page.evaluate("""async data => {
-        const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0)), out = [];
-        for (let i = 0; i < bytes.length / 784; i++) {
-          const image = new ImageData(28, 28);
-          for (let k = 0; k < 784; k++) image.data.set([bytes[i * 784 + k], bytes[i * 784 + k], bytes[i * 784 + k], 255], 4 * k);
-          out.push((await window.edgedigits.read(image)).digits);
-        }
-        return out;
-    }""", batch)
-    python_answers = [recognize.read(model, image).digits for image in digits]
+    browser_answers = web_page.read_digits(visit.page, x[:1000])
+    python_answers = [recognize.read(model, image).digits for image in x[:1000]]
     truth = [str(int(label)) for label in y[:1000]]
     browser_accuracy = np.mean([a == t for a, t in zip(browser_answers, truth)])
     python_accuracy = np.mean([a == t for a, t in zip(python_answers, truth)])
     assert abs(browser_accuracy - python_accuracy) <= 0.002, (browser_accuracy, python_accuracy)
     assert python_accuracy > 0.97
 
-    same = total = 0
-    for scene in scenes.scenes(x, y, 100, seed=3):
-        png = cv2.imencode(".png", scene.image)[1].tobytes()
-        python = recognize.read(model, images.decode(png, "scene.png")).digits
-        url = "data:image/png;base64," + base64.b64encode(png).decode()
-        page_digits = visit.page.evaluate("""async url => {
-            const image = new Image(); image.src = url; await image.decode();
-            return (await window.edgedigits.read(image)).digits; }""", url)
-        same += sum(a == b for a, b in zip(python, page_digits))
-        total += max(len(python), len(page_digits))
+    same, total = web_page.scene_agreement(visit.page, model, [s.image for s in scenes.scenes(x, y, 100, seed=3)])
     assert same / total >= 0.98, (same, total)
     _origin_only(visit.requests, server)
     visit.close()
