@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware_harness.contract import NUM_CLASSES
 from firmware_harness.errors import UserError
-
-NUM_CLASSES = 10
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

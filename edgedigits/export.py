@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import platform
 import re
 from dataclasses import dataclass
@@ -19,23 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import app_snippets, cards, data, web_model
+from edgedigits import app_snippets, cards, data, tflite_edit, web_model
 from edgedigits.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
+from firmware_harness.contract import LABELS, METADATA_NAME, PREPROCESSING
 from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import KERNELS, Model
 
 IO_TYPES = ("int8", "uint8")
-LABELS = [str(d) for d in range(10)]
-PREPROCESSING = {
-    "layout": "NHWC, 1x28x28x1 (the batch dimension can be resized)",
-    "pixels": "grayscale, white ink (255) on black (0), as in MNIST",
-    "digit": "scaled to fit a 20x20 box (aspect kept), placed in 28x28 with its centre of mass at the centre",
-    "float_input": "pixel / 255",
-    "int8_input": "pixel - 128 (scale 1/255, zero point -128)",
-    "uint8_input": "pixel (scale 1/255, zero point 0)",
-    "output": "10 logits (dequantize with the output scale and zero point); argmax is the digit",
-}
 
 
 def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io_type: str = "int8",
@@ -68,40 +60,6 @@ def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io
             return bytes(converter.convert())
     except Exception as e:  # the converter raises ConverterError/RuntimeError/ValueError with MLIR text
         raise WorkError(f"TFLite conversion to {fmt} failed: {str(e).strip().splitlines()[0][:300]}") from e
-
-
-def strip(content: bytes) -> bytes:
-    """Drop what a device never reads and store repeated zero-point vectors once.
-
-    Names, signature defs and the description go (inputs and outputs are then found by
-    index, as TFLM and the mobile APIs do anyway). Per-channel quantization gives every
-    conv, depthwise and bias tensor an int64 zero-point vector, all zeros; tensors with
-    the same channel count now point at one shared copy, which flatbuffers allow.
-    """
-    import flatbuffers
-    from edgedigits.tf_stack import tf  # noqa: F401 - flatbuffer_utils needs TensorFlow loaded the legacy-Keras way
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    class SharingBuilder(flatbuffers.Builder):
-        """A builder that writes each distinct int64 vector once and reuses its offset."""
-
-        def __init__(self, size: int):
-            super().__init__(size)
-            self.int64_vectors: dict[bytes, int] = {}
-
-        def CreateNumpyVector(self, x):  # noqa: N802 - overrides the flatbuffers API
-            if x.dtype != np.int64:
-                return super().CreateNumpyVector(x)
-            key = x.astype("<i8").tobytes()
-            if key not in self.int64_vectors:
-                self.int64_vectors[key] = super().CreateNumpyVector(x)
-            return self.int64_vectors[key]
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    flatbuffer_utils.strip_strings(model)
-    builder = SharingBuilder(len(content))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 @dataclass
@@ -154,6 +112,26 @@ def describe(content: bytes) -> dict:
         **io,
         "sha256": hashlib.sha256(content).hexdigest(),
     }
+
+
+def embed_card(content: bytes, card: dict) -> tuple[bytes, dict]:
+    """The file with its card inside (the `edgedigits` metadata entry), and the card describing those bytes.
+
+    The entry holds what an app needs to use the file without its JSON: the labels, the input
+    contract and quantization, the accuracy on each kernel family and the sha256 of the weights
+    (the file's own sha256 cannot be inside it). Metadata does not change what the model computes.
+    """
+    info = tflite_file.parse(content)
+    entry = {
+        "name": card.get("name"), "format": card["format"], "io_type": card["io_type"], "labels": LABELS,
+        "input": {**card["input"], "pixels": PREPROCESSING["pixels"], "digit": PREPROCESSING["digit"]},
+        "output": card["output"],
+        "accuracy_per_kernel": card["accuracy_per_kernel"], "n_eval": card["n_eval"],
+        "weights_sha256": info.weights_sha256(),
+        "made_by": f"edgedigits {cards.provenance()['versions'].get('edgedigits', '')}".strip(),
+    }
+    embedded = tflite_edit.with_metadata(content, METADATA_NAME, json.dumps(entry, separators=(",", ":")).encode())
+    return embedded, {**card, **describe(embedded), "weights_sha256": entry["weights_sha256"], "metadata": METADATA_NAME}
 
 
 def c_identifier(name: str) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from edgedigits import MODEL_SUMMARY
 from edgedigits.tf_stack import keras
+from firmware_harness.contract import IMAGE_SIDE, NUM_CLASSES
 from firmware_harness.errors import UserError
 
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 BN_MOMENTUM = 0.9  # batch-norm statistics settle in tens of steps (Keras' 0.99 needs hundreds)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import DEFAULT_MODEL, compress, data, export
+from edgedigits import DEFAULT_MODEL, compress, data, export, tflite_edit
 from edgedigits.formats import FORMATS, format_named
 from firmware_harness import atomic, mcu
 from firmware_harness.errors import UserError
@@ -169,7 +169,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
     for fmt in plan.formats:
         _stage("convert", f"{plan.model} -> {fmt}")
         converted = export.convert(model, fmt, calibration_images=splits.x_train, io_type=plan.io_type)
-        content = export.strip(converted)
+        content = tflite_edit.strip(converted)
         cards.append(_finish(plan.artifact_name(fmt), content, fmt, plan.io_type, logits, splits, out_dir, written,
                              stripped_bytes=len(converted) - len(content), float_accuracy=float_acc,
                              source={"model": plan.model, "float_card": float_card}))
@@ -200,7 +200,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         t = time.perf_counter()
         logits = qat.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0)
         converted = export.convert(qat, "int8", io_type=plan.io_type, quantization_aware=True)
-        content = export.strip(converted)
+        content = tflite_edit.strip(converted)
         timings["convert_s"] = round(time.perf_counter() - t, 1)
         timings["total_s"] = round(time.perf_counter() - started, 1)
         cards.append(_finish(
@@ -228,6 +228,7 @@ def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.
     if fmt == "int8":
         extra.update(_tflm(content, splits, check))
     card = export.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
+    content, card = export.embed_card(content, card)
     written += export.write_artifacts(out_dir, name, content, card)
     kernels = ", ".join(f"{k} {v:.2%}" for k, v in check.per_kernel.items())
     _stage("verified", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {card['weight_sparsity']:.1%} zero "

@@ -109,12 +109,12 @@ def preset_params(blocks: str, dropout: float) -> dict:
 
 def measure(model_kwargs: dict, calibration: np.ndarray, need_arena: bool) -> dict:
     """Bytes, TFLite Micro arena and invoke p50 of the model's int8 file (its weights do not matter)."""
-    from edgedigits import export, models
+    from edgedigits import export, models, tflite_edit
     from firmware_harness import mcu
     from firmware_harness.runtime import Model
 
     keras_model = models.create_model("ds_cnn", **model_kwargs)
-    content = export.strip(export.convert(keras_model, "int8", calibration_images=calibration))
+    content = tflite_edit.strip(export.convert(keras_model, "int8", calibration_images=calibration))
     model = Model(content, name="trial")
     invoke_ns, _ = model.time_single(calibration, warmup=20, runs=300)
     arena = mcu.arena_bytes(content, model.quantize(calibration[:1])) if need_arena else None

@@ -4,36 +4,23 @@ LiteRT.js takes float32, int32 and uint8 tensors only (an int8 input is refused)
 compiled models want static shapes. The variant is the same graph with a QUANTIZE op on
 each side: uint8 pixels (zero point + 128) -> the model's int8 input, and its int8 output
 -> uint8. Both are exact (same scale, zero points 128 apart), so the variant gives the int8
-model's answers bit for bit. Rewritten with the TFLite schema's object API (from LiteRT
-or TensorFlow); no converter and no training.
+model's answers bit for bit. Rewritten with `tflite_edit`; no converter and no training.
+Metadata entries (the `edgedigits` card) are kept.
 """
 
 from __future__ import annotations
 
-import importlib
-
+from edgedigits import tflite_edit
 from firmware_harness.errors import UserError
 
 QUANTIZE = 114  # BuiltinOperator.QUANTIZE
 INT8, UINT8 = 9, 3  # TensorType
-SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
-
-
-def _schema():
-    for name in SCHEMA_MODULES:
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise UserError("making the browser's model needs the TFLite schema: pip install 'edgedigits[litert]'")
 
 
 def web_variant(content: bytes) -> bytes:
     """`content` (a full-integer .tflite with int8 input and output) with uint8 ends and batch 1."""
-    schema = _schema()
-    import flatbuffers  # a dependency of LiteRT and of TensorFlow, which hold the schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    schema = tflite_edit.schema()
+    model = tflite_edit.load(content)
     graph = model.subgraphs[0]
     ends = [graph.tensors[i] for i in (*graph.inputs, *graph.outputs)]
     if len(graph.inputs) != 1 or len(graph.outputs) != 1 or any(t.type != INT8 for t in ends):
@@ -55,9 +42,7 @@ def web_variant(content: bytes) -> bytes:
             entry.tensorIndex = new_in
         for entry in signature.outputs or []:
             entry.tensorIndex = new_out
-    builder = flatbuffers.Builder(len(content) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return tflite_edit.pack(model)
 
 
 def _uint8_twin(schema, model, graph, index: int, name: str) -> int:

@@ -16,11 +16,10 @@ from importlib import resources
 from pathlib import Path
 
 from edgedigits import web_model
-from firmware_harness import atomic, tflite_file
+from firmware_harness import atomic, contract, tflite_file
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import read_model_bytes
 
-LABELS = [str(d) for d in range(10)]
 TEMPLATED = ("index.html", "sw.js")  # files with {{...}} fields filled in here
 SKIPPED = ("__init__.py", "__pycache__")
 MARKER = ".edgedigits-web"  # in a folder `edgedigits web` wrote
@@ -60,7 +59,7 @@ def describe(model_path: Path, content: bytes, web_content: bytes) -> dict:
     card = json.loads(card_path.read_text()) if card_path.is_file() else None
     return {
         "name": model_path.name,
-        "labels": (card or {}).get("labels", LABELS),
+        "labels": contract.labels_from(web.metadata_json(contract.METADATA_NAME)),
         "input": {"shape": list(web_in.shape), "dtype": "uint8", "scale": web_in.scales[0],
                   "zero_point": web_in.zero_points[0]},
         "output": {"shape": list(web_out.shape), "dtype": "uint8", "scale": web_out.scales[0],

@@ -58,7 +58,7 @@ def classify(model: Model, found: list[Digit]) -> Reading:
     probabilities = softmax(model.predict(crops))
     best = probabilities.argmax(axis=1)
     return Reading(
-        digits="".join(str(int(d)) for d in best),
+        digits="".join(model.labels[int(d)] for d in best),
         confidences=[float(p) for p in probabilities[np.arange(len(best)), best]],
         boxes=[list(d.box) for d in found],
         crops=crops,

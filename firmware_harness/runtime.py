@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness import native_stderr, tflite_file
+from firmware_harness import contract, native_stderr, tflite_file
 from firmware_harness.device import package_version
 from firmware_harness.errors import UserError
 
@@ -141,6 +141,8 @@ class Model:
         except tflite_file.MalformedModel as e:
             raise UserError(f"{label}: {e}; export the model again") from e
         _check_digit_model(self.info, label)
+        self.card = self.info.metadata_json(contract.METADATA_NAME)  # the file's own card, if it carries one
+        self.labels = contract.labels_from(self.card)
         self.backend = get_backend(backend)
         self.threads = threads
         if kernels not in KERNELS:

@@ -9,6 +9,8 @@ Schema: tensorflow/compiler/mlir/lite/schema/schema.fbs (fields used here only).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import struct
 from dataclasses import dataclass, field
@@ -73,6 +75,24 @@ class TFLiteModel:
     inputs: list[int]
     outputs: list[int]
     size: int
+    metadata: dict[str, bytes] = field(default_factory=dict)  # the file's named metadata buffers
+
+    def weights_sha256(self) -> str:
+        """sha256 of the constant tensors' bytes in tensor order: the same for a file and for that file
+        with metadata added, changed by any change of weights."""
+        digest = hashlib.sha256()
+        for t in self.tensors:
+            if t.data is not None:
+                digest.update(t.data)
+        return digest.hexdigest()
+
+    def metadata_json(self, name: str) -> dict | None:
+        """The metadata entry `name` parsed as a JSON object, or None if absent or not a JSON object."""
+        try:
+            value = json.loads(self.metadata[name])
+        except (KeyError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
 
     def weight_tensors(self) -> list[tuple[Operator, Tensor]]:
         """(op, constant weight tensor) for every conv/depthwise/dense op, seen through DEQUANTIZE."""
@@ -282,8 +302,14 @@ def _parse(r: _Reader) -> TFLiteModel:
             raise MalformedModel(f"an operator uses opcode {opcode} of {len(op_codes)}")
         builtin, custom = op_codes[opcode]
         operators.append(Operator(builtin, custom, indices(o, 1, "an operator input"), indices(o, 2, "an operator output")))
+    metadata = {}
+    for m in r.tables(model, 6):
+        index = r.scalar(m, 1, "<I")
+        if index >= len(buffers):
+            raise MalformedModel(f"a metadata entry names buffer {index} of {len(buffers)}")
+        metadata[r.string(m, 0) or ""] = buffers[index] or b""
     parsed = TFLiteModel(tensors, operators, indices(graph, 1, "the model input"), indices(graph, 2, "the model output"),
-                         len(r.buf))
+                         len(r.buf), metadata)
     _check_dataflow(parsed)
     return parsed
 

@@ -122,6 +122,23 @@ def test_every_card_field_is_present_and_true(exported, test_set):
     assert "export" in card["command"] and card["versions"]["tensorflow"].startswith("2.21")
 
 
+def test_the_file_carries_its_card_and_a_browser_variant(exported, test_set):
+    """The `edgedigits` metadata entry: labels, input contract, accuracy per kernel, sha256 of the weights;
+    and `<name>_web.tflite` beside it, the same answers with uint8 ends."""
+    from edgedigits import web_model
+
+    out, _ = exported
+    content = (out / "micro_int8.tflite").read_bytes()
+    card = json.loads((out / "micro_int8.json").read_text())
+    entry = tflite_file.parse(content).metadata_json("edgedigits")
+    assert entry["labels"] == card["labels"] and entry["accuracy_per_kernel"] == card["accuracy_per_kernel"]
+    assert entry["input"]["zero_point"] == -128 and "white ink" in entry["input"]["pixels"]
+    assert entry["weights_sha256"] == card["weights_sha256"] == tflite_file.parse(content).weights_sha256()
+    web = out / "micro_int8_web.tflite"
+    assert web.read_bytes() == web_model.web_variant(content)
+    np.testing.assert_array_equal(Model(web).predict(test_set[0][:500]), Model(content).predict(test_set[0][:500]))
+
+
 def test_zero_point_vectors_are_stored_once_per_length(exported):
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -322,5 +339,5 @@ def test_export_says_each_stage_once_then_the_total_and_every_file_written(expor
     expected = {str(out / f"{name}{suffix}") for name in ("micro_int8", "ds_cnn_micro_fp32", "ds_cnn_micro_fp16",
                                                             "ds_cnn_micro_dynamic", "ds_cnn_micro_int8")
                 for suffix in (".tflite", ".json", "_model_data.h", "_model_data.cc", "_android.kt", "_ios.swift")} | \
-        {str(out / "labels.txt")}
+        {str(out / "labels.txt"), str(out / "micro_int8_web.tflite"), str(out / "ds_cnn_micro_int8_web.tflite")}
     assert set(written) == expected and all(out.joinpath(p).is_file() for p in written)

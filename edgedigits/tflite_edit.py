@@ -1,0 +1,85 @@
+"""Rewrite a .tflite with the TFLite schema's object API (from LiteRT or TensorFlow): no converter.
+
+Used to strip a converted file (`strip`), to add the `edgedigits` metadata entry
+(`with_metadata`) and to make the browser's variant (`web_model`). Reading needs none of this: `firmware_harness.tflite_file` parses files
+in pure Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from firmware_harness.errors import UserError
+
+SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated")
+
+
+def schema():
+    """The generated TFLite schema module of whichever runtime is installed."""
+    for name in SCHEMA_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise UserError("rewriting a .tflite needs the TFLite schema: pip install 'edgedigits[litert]'")
+
+
+def load(content: bytes):
+    """The file as a mutable `ModelT`."""
+    return schema().ModelT.InitFromPackedBuf(bytearray(content), 0)
+
+
+def pack(model) -> bytes:
+    """A `ModelT` back to .tflite bytes, each distinct int64 vector stored once.
+
+    Per-channel quantization gives every conv, depthwise and bias tensor an int64 zero-point
+    vector, all zeros; tensors with the same channel count then point at one shared copy,
+    which flatbuffers allow.
+    """
+    import flatbuffers  # a dependency of LiteRT and of TensorFlow, which hold the schema
+    import numpy as np
+
+    class SharingBuilder(flatbuffers.Builder):
+        def __init__(self, size: int):
+            super().__init__(size)
+            self.int64_vectors: dict[bytes, int] = {}
+
+        def CreateNumpyVector(self, x):  # noqa: N802 - overrides the flatbuffers API
+            if x.dtype != np.int64:
+                return super().CreateNumpyVector(x)
+            key = x.astype("<i8").tobytes()
+            if key not in self.int64_vectors:
+                self.int64_vectors[key] = super().CreateNumpyVector(x)
+            return self.int64_vectors[key]
+
+    builder = SharingBuilder(1 << 16)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def strip(content: bytes) -> bytes:
+    """Drop what a device never reads: names, signature defs and the description (inputs and outputs
+    are then found by index, as TFLM and the mobile APIs do anyway)."""
+    model = load(content)
+    model.description, model.signatureDefs = None, None
+    for graph in model.subgraphs:
+        graph.name = None
+        for tensor in graph.tensors:
+            tensor.name = None
+    return pack(model)
+
+
+def with_metadata(content: bytes, name: str, data: bytes) -> bytes:
+    """`content` with the metadata entry `name` holding `data` (an entry of that name is replaced)."""
+    import numpy as np
+
+    s = schema()
+    model = load(content)
+    model.metadata = [m for m in model.metadata or [] if (m.name.decode() if isinstance(m.name, bytes) else m.name) != name]
+    buffer = s.BufferT()
+    buffer.data = np.frombuffer(data, np.uint8)
+    model.buffers.append(buffer)
+    entry = s.MetadataT()
+    entry.name, entry.buffer = name, len(model.buffers) - 1
+    model.metadata.append(entry)
+    return pack(model)

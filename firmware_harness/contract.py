@@ -1,0 +1,29 @@
+"""The digit contract every model here keeps: one 28x28 gray image in, ten scores out.
+
+Read by export (the card and the file's `edgedigits` metadata entry), the runtime (labels from
+the file), the page (`model.json`) and the models' builders.
+"""
+
+from __future__ import annotations
+
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+LABELS = [str(d) for d in range(NUM_CLASSES)]
+METADATA_NAME = "edgedigits"  # the .tflite metadata entry holding the model's card (JSON)
+PREPROCESSING = {
+    "layout": "NHWC, 1x28x28x1 (the batch dimension can be resized)",
+    "pixels": "grayscale, white ink (255) on black (0), as in MNIST",
+    "digit": "scaled to fit a 20x20 box (aspect kept), placed in 28x28 with its centre of mass at the centre",
+    "float_input": "pixel / 255",
+    "int8_input": "pixel - 128 (scale 1/255, zero point -128)",
+    "uint8_input": "pixel (scale 1/255, zero point 0)",
+    "output": "10 logits (dequantize with the output scale and zero point); argmax is the digit",
+}
+
+
+def labels_from(entry: dict | None) -> list[str]:
+    """The labels a model's `edgedigits` metadata entry names, or the digits for a file without one."""
+    labels = (entry or {}).get("labels")
+    if isinstance(labels, list) and len(labels) == NUM_CLASSES and all(isinstance(x, str) for x in labels):
+        return labels
+    return LABELS
