@@ -82,3 +82,19 @@ def test_quick_seed_spread_trains_each_seed_and_summarises(cache, tmp_path, mnis
     assert result["vs_cnn_deep_int8"] == {"ds_cnn_micro": pytest.approx(100 * (spread["mean"] - deep), abs=1e-3)}
     table = (tmp_path / "results" / "seed_spread_quick.md").read_text()
     assert "| ds_cnn_micro | int8 pruned+QAT |" in table and "| cnn_deep | float (Keras) |" in table
+
+
+def test_a_failing_zoo_row_is_recorded_and_the_others_still_run(tmp_path, mnist_path):
+    """One model whose chain fails (here: not in the registry) must not end an hour's run."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import model_zoo
+    from zoo import ZooEntry
+
+    from edgedigits import data
+
+    splits = data.load_splits(mnist_path, limit=300)
+    entries = [ZooEntry("no_such_model", 1), ZooEntry("mlp", 1)]
+    files, trained, _, failed = model_zoo.export_entries(entries, splits, tmp_path / "cache", True, tmp_path, "_quick")
+    assert [f["model"] for f in failed] == ["no_such_model"] and "no_such_model" in failed[0]["error"]
+    assert trained == ["mlp"] and all(path.is_file() for _, path in files.values())
+    assert set(files) == {f"mlp_{fmt}" for fmt in FORMATS}
