@@ -23,6 +23,7 @@ import bisect
 import cv2
 import numpy as np
 
+from firmware_harness import contract
 from firmware_harness.errors import UserError
 
 WORK_MAX_SIDE = 1024
@@ -30,7 +31,7 @@ WORK_MIN_SIDE = 128
 MIN_CONTRAST = 40  # 0-255: weaker ink than this over the background is "no digits"
 SPECK_FRACTION = 0.15  # components shorter than this fraction of the typical digit height are specks
 MNIST_BOX = 20
-MNIST_SIZE = 28
+MNIST_SIZE = contract.IMAGE_SIDE
 MNIST_STROKE = 0.14  # MNIST strokes are about 14 % of the digit's long side
 NORMALIZE_SIDE = 64  # a digit's mask is brought to at most this size before its strokes are adjusted
 SPLIT_ASPECT = 1.5  # a blob wider than this (w / h) may be touching digits

@@ -318,7 +318,8 @@ def _check_digit_model(info: tflite_file.TFLiteModel, label: str) -> None:
         raise UserError(f"{label}: expected one input and one output, found {len(info.inputs)} and {len(info.outputs)}")
     shape_in = info.tensors[info.inputs[0]].shape
     shape_out = info.tensors[info.outputs[0]].shape
-    if tuple(shape_in[1:3]) != (28, 28) or int(np.prod(shape_in[1:])) != 784:
-        raise UserError(f"{label}: input shape {list(shape_in)} is not a 28x28 image; this is not a digit model")
-    if not shape_out or shape_out[-1] != 10:
-        raise UserError(f"{label}: output shape {list(shape_out)} does not give 10 digit scores")
+    side = contract.IMAGE_SIDE
+    if tuple(shape_in[1:3]) != (side, side) or int(np.prod(shape_in[1:])) != side * side:
+        raise UserError(f"{label}: input shape {list(shape_in)} is not a {side}x{side} image; this is not a digit model")
+    if not shape_out or shape_out[-1] != contract.NUM_CLASSES:
+        raise UserError(f"{label}: output shape {list(shape_out)} does not give {contract.NUM_CLASSES} digit scores")
