@@ -238,3 +238,33 @@ def test_the_page_reads_offline_after_one_visit(browser, tmp_path):
     assert reading["digits"] == "1"
     assert visit.page.evaluate("navigator.onLine") is True  # the network was there; the server was not
     visit.close()
+
+
+@needs_browser
+def test_the_pages_own_row_opening_is_opencvs(server, browser):
+    """digits.js opens long horizontal runs itself (OpenCV.js is slow at it in Chromium): the same pixels
+    as cv.morphologyEx on 300 random binary images, odd and even lengths, runs at the borders."""
+    visit = Visit(browser, server + "/")
+    mismatches = visit.page.evaluate("""async () => {
+        const {openRows} = await import('./digits.js');
+        const cv = window.cv instanceof Promise ? await window.cv : window.cv;
+        let seed = 1, bad = 0;
+        const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+        for (let trial = 0; trial < 300; trial++) {
+          const w = 20 + Math.floor(random() * 200), h = 1 + Math.floor(random() * 20), density = random();
+          const pixels = Uint8Array.from({length: w * h}, () => random() < density ? 255 : 0);
+          const src = cv.matFromArray(h, w, cv.CV_8UC1, pixels);
+          for (const length of [15, 16, Math.max(15, Math.floor(w / 3)), w, w + 3]) {
+            const expected = new cv.Mat(), kernel = cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(length, 1));
+            cv.morphologyEx(src, expected, cv.MORPH_OPEN, kernel, new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT,
+                            cv.morphologyDefaultBorderValue());
+            const made = [], got = openRows(src, length, (...a) => { const m = new cv.Mat(...a); made.push(m); return m; });
+            if (expected.data.some((v, i) => v !== got.data[i])) bad++;
+            [expected, kernel, ...made].forEach(m => m.delete());
+          }
+          src.delete();
+        }
+        return bad;
+    }""")
+    visit.close()
+    assert mismatches == 0

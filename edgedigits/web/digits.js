@@ -139,7 +139,7 @@ export class DigitFinder {
       most = Math.max(most, sum);
     }
     if (most < 255 * length) return binary;
-    const longRuns = this.morph(binary, cv.MORPH_OPEN, cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(length, 1)), mat);
+    const longRuns = openRows(binary, length, mat);
     if (!cv.countNonZero(longRuns)) return binary;
     const thick = this.morph(binary, cv.MORPH_OPEN,
                              cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, Math.max(3, Math.floor(height / 40)))), mat);
@@ -411,6 +411,28 @@ export class DigitFinder {
       return this.readingOrder(items, scale);
     });
   }
+}
+
+// cv.morphologyEx(MORPH_OPEN) with a (length x 1) rectangle on a 0/255 image, as OpenCV computes it
+// (anchor at length >> 1, the erosion's border counted as ink, the dilation's as background), in
+// one pass per row over prefix sums: OpenCV.js takes ~70 ms for it in Chromium on a 640x480 frame.
+export function openRows(binary, length, mat) {
+  const width = binary.cols, height = binary.rows, src = binary.data, out = mat(height, width, binary.type());
+  const dst = out.data, a = length >> 1;
+  const zeros = new Int32Array(width + 1), kept = new Int32Array(width + 1);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) zeros[x + 1] = zeros[x] + (src[row + x] === 0);
+    for (let x = 0; x < width; x++) {  // eroded: no background pixel in the window's part inside the image
+      const lo = Math.max(0, x - a), hi = Math.min(width - 1, x - a + length - 1);
+      kept[x + 1] = kept[x] + (zeros[hi + 1] - zeros[lo] === 0);
+    }
+    for (let x = 0; x < width; x++) {  // dilated: some eroded pixel in the window
+      const lo = Math.max(0, x - a), hi = Math.min(width - 1, x - a + length - 1);
+      dst[row + x] = kept[hi + 1] - kept[lo] > 0 ? 255 : 0;
+    }
+  }
+  return out;
 }
 
 export function percentileU8(counts, q) {
