@@ -284,6 +284,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     backend: Annotated[Optional[str], typer.Option(help="litert, tflite-runtime or tensorflow [default: the first that imports].")] = None,
     threads: Annotated[int, typer.Option(help="Interpreter threads per worker.")] = 1,
+    certfile: Annotated[Optional[Path], typer.Option(help="PEM certificate: serve https, which a phone needs for the camera and the offline copy.")] = None,
+    keyfile: Annotated[Optional[Path], typer.Option(help="Its private key, if not in the certificate file.")] = None,
 ) -> None:
     """The page that reads digits in the browser (draw, photo, live camera; offline after one visit), POST /predict and GET /health (needs the web extra)."""
     from edgedigits import serve as serve_mod
@@ -293,7 +295,7 @@ def serve(
         raise UserError(f"model not found: {path}")
     if threads < 1:
         raise UserError(f"--threads must be at least 1 (got {threads})")
-    serve_mod.serve(path, host, port, backend=backend, threads=threads)
+    serve_mod.serve(path, host, port, backend=backend, threads=threads, certfile=certfile, keyfile=keyfile)
 
 
 @app.command()

@@ -208,17 +208,36 @@ def _raise_open_files_limit(wanted: int) -> None:
 
 
 def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, backend: str | None = None,
-          threads: int = 1) -> None:
-    """Run the server until Ctrl-C."""
+          threads: int = 1, certfile: Path | None = None, keyfile: Path | None = None) -> None:
+    """Run the server until Ctrl-C; over https with `certfile` (and `keyfile` if the key is apart),
+    which a phone's browser needs for the camera and the offline copy on any address but localhost."""
     try:
         import uvicorn
     except ImportError as e:
         raise UserError("the web demo needs its extra: pip install 'edgedigits[web]'") from e
+    tls = _tls_settings(certfile, keyfile)
     app = create_app(model_path, backend=backend, threads=threads)
     _raise_open_files_limit(MAX_CONNECTIONS + 256)
     limit = _RateLimit(LOG_LINES_PER_S)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
         logging.getLogger(name).addFilter(limit)
-    print(f"edgedigits: http://{host}:{port}/  (model {model_path.name}; Ctrl-C stops)", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"edgedigits: {scheme}://{host}:{port}/  (model {model_path.name}; Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=MAX_CONNECTIONS,
-                timeout_keep_alive=KEEP_ALIVE_S, backlog=MAX_CONNECTIONS)
+                timeout_keep_alive=KEEP_ALIVE_S, backlog=MAX_CONNECTIONS, **tls)
+
+
+def _tls_settings(certfile: Path | None, keyfile: Path | None) -> dict:
+    """uvicorn's TLS arguments, the files checked first so that a wrong path is a one-line error."""
+    if certfile is None:
+        if keyfile is not None:
+            raise UserError("--keyfile needs --certfile too")
+        return {}
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as e:
+        raise UserError(f"cannot use {certfile}{' and ' + str(keyfile) if keyfile else ''} for https ({e}); "
+                        f"give a PEM certificate and its private key") from e
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile) if keyfile else None}

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from conftest import REPO, run_cli  # noqa: E402
+from conftest import REPO, free_port, run_cli  # noqa: E402
 
 
 def post(base: str, body: bytes, content_type: str = "image/png", query: str = "") -> tuple[int, dict]:
@@ -166,3 +166,39 @@ def test_page_files_are_served_compressed_when_asked(server, shipped_model):
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(server + "/no-such-file.js", timeout=10)
     assert missing.value.code == 404
+
+
+def test_serve_speaks_https_with_a_certificate(tmp_path, shipped_model):
+    """A phone's browser gives the camera and the offline copy only to https (or localhost)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    code = "import sys; from edgedigits.cli import main; sys.exit(main())"
+    process = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", str(port), "--certfile", str(cert),
+                                "--keyfile", str(key)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    try:
+        base = f"https://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2, context=context) as response:
+                    assert json.loads(response.read())["status"] == "ok"
+                break
+            except (OSError, ssl.SSLError):
+                assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-2000:]
+                time.sleep(0.3)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "https://" in process.communicate()[0]
+    bad = run_cli("serve", "--certfile", str(tmp_path / "missing.pem"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot use") and "Traceback" not in bad.stderr
