@@ -131,7 +131,8 @@ def embed_card(content: bytes, card: dict) -> tuple[bytes, dict]:
         "made_by": f"edgedigits {cards.provenance()['versions'].get('edgedigits', '')}".strip(),
     }
     embedded = tflite_edit.with_metadata(content, METADATA_NAME, json.dumps(entry, separators=(",", ":")).encode())
-    return embedded, {**card, **describe(embedded), "weights_sha256": entry["weights_sha256"], "metadata": METADATA_NAME}
+    return embedded, {**card, **describe(embedded), "weights_sha256": entry["weights_sha256"], "metadata": METADATA_NAME,
+                      "bytes_without_metadata": len(content)}
 
 
 def c_identifier(name: str) -> str:
