@@ -86,19 +86,21 @@ def to_model_input(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., None]
 
 
-def random_affine(images, seed):
+def random_affine(images, seed, strength: float = 1.0):
     """Rotate, shift and zoom a batch (B, 28, 28, 1) with one bilinear resample per image.
 
-    `seed` is a shape-[2] integer tensor; the same seed gives the same transforms.
+    `seed` is a shape-[2] integer tensor; the same seed gives the same transforms. `strength`
+    scales the ranges (ROTATION_DEG, ZOOM, SHIFT).
     """
     from edgedigits.tf_stack import tf
 
     n = tf.shape(images)[0]
     height, width = images.shape[1], images.shape[2]
     s_rot, s_zoom, s_shift = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    angle = tf.random.stateless_uniform([n], s_rot, -ROTATION_DEG, ROTATION_DEG) * (np.pi / 180.0)
-    scale = tf.random.stateless_uniform([n], s_zoom, 1.0 - ZOOM, 1.0 + ZOOM)
-    shift = tf.random.stateless_uniform([n, 2], s_shift, -SHIFT, SHIFT) * [width, height]
+    rotation, zoom, shift_range = ROTATION_DEG * strength, ZOOM * strength, SHIFT * strength
+    angle = tf.random.stateless_uniform([n], s_rot, -rotation, rotation) * (np.pi / 180.0)
+    scale = tf.random.stateless_uniform([n], s_zoom, 1.0 - zoom, 1.0 + zoom)
+    shift = tf.random.stateless_uniform([n, 2], s_shift, -shift_range, shift_range) * [width, height]
     # The op maps each output pixel back to an input pixel: p_in = c + R(-angle)/scale (p_out - c - shift).
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
@@ -113,11 +115,12 @@ def random_affine(images, seed):
     )
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, seed: int = 0):
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, seed: int = 0,
+                 augment: float = 1.0):
     """A tf.data pipeline of (float images, labels).
 
-    For training it shuffles, repeats forever and augments on the fly (pass
-    `steps_per_epoch` to fit); otherwise it yields the data once, in order.
+    For training it shuffles, repeats forever and augments on the fly at strength `augment`
+    (pass `steps_per_epoch` to fit); otherwise it yields the data once, in order.
     """
     from edgedigits.tf_stack import tf
 
@@ -130,7 +133,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, 
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size).map(to_float)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda batch, s: (random_affine(batch[0], s), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
+        lambda batch, s: (random_affine(batch[0], s, augment), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
     )
     return ds.prefetch(tf.data.AUTOTUNE)
 

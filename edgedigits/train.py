@@ -28,6 +28,9 @@ from firmware_harness.errors import Interrupted, UserError
 SCHEDULES = ("cosine", "plateau")
 
 
+MAX_AUGMENT = 3.0  # beyond 3x the default ranges (30 degrees, 30 % zoom and shift) digits leave the frame
+
+
 @dataclass
 class Recipe:
     """Everything that decides a training run; stored in the card."""
@@ -40,9 +43,14 @@ class Recipe:
     warmup_epochs: int = 1
     patience: int = 10  # epochs without a lower validation loss, counted after `patience_from`
     label_smoothing: float = 0.0
-    augment: bool = True
+    augment: bool | float = True  # True: rotation, zoom and shift at data.py's ranges; a number scales them
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def augment_strength(self) -> float:
+        """How strongly the training images are augmented: 1 for True, 0 for False, else the number."""
+        return float(self.augment)
 
     @property
     def patience_from(self) -> int:
@@ -57,6 +65,8 @@ class Recipe:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
         if not 0 < self.lr < 1:
             raise UserError(f"--lr must be between 0 and 1 (got {self.lr})")
+        if not 0 <= self.augment_strength <= MAX_AUGMENT:
+            raise UserError(f"augmentation strength must be between 0 and {MAX_AUGMENT:g} (got {self.augment})")
 
 
 @dataclass
@@ -279,8 +289,9 @@ def compiled(recipe: Recipe, splits: data.Splits) -> tuple[keras.Model, object, 
     steps = math.ceil(len(splits.x_train) / recipe.batch_size)
     compile_model(model, lr_schedule(recipe, steps), recipe.label_smoothing)
     train_ds = (
-        data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=True, seed=recipe.seed)
-        if recipe.augment
+        data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=True, seed=recipe.seed,
+                          augment=recipe.augment_strength)
+        if recipe.augment_strength
         else data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=False).repeat()
     )
     val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)

@@ -1,7 +1,7 @@
 """`edgedigits tune`: hardware-aware search of the `ds_cnn` space with Optuna.
 
 Each trial samples a block string (kinds, filters, where the two stride-2 layers go), a width,
-dropout and a learning rate, then:
+dropout, a learning rate and an augmentation strength, then:
 1. converts the untrained model to int8 and measures, with the harness on this machine, the file's
    bytes, its TFLite Micro arena and its invoke p50; a trial over a `--max-*` limit ends there, before
    any training (the file's size, arena and speed do not depend on the weights);
@@ -31,6 +31,7 @@ from firmware_harness.errors import UserError
 FILTERS = (8, 12, 16, 24, 32, 48)
 WIDTHS = (0.75, 1.0, 1.25)
 DROPOUTS = (0.0, 0.1, 0.2)
+AUGMENT = (0.5, 1.0, 1.5)  # augmentation strength: the training ranges of rotation, zoom and shift, scaled
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def parse_bytes(text: str | None) -> int | None:
 
 
 def sample(trial) -> dict:
-    """A point of the ds_cnn space: model kwargs and the learning rate."""
+    """A point of the ds_cnn space: model kwargs, the learning rate and the augmentation strength."""
     n = trial.suggest_int("n_blocks", 4, 7)
     first_down = trial.suggest_int("down1", 0, n - 2)
     second_down = trial.suggest_int("down2", first_down + 1, n - 1)
@@ -92,7 +93,14 @@ def sample(trial) -> dict:
         tokens.append(f"{kind}{filters}{'s2' if i in (first_down, second_down) else ''}")
     return {"blocks": " ".join(tokens), "width": trial.suggest_categorical("width", WIDTHS),
             "dropout": trial.suggest_categorical("dropout", DROPOUTS),
-            "lr": trial.suggest_float("lr", 1e-3, 6e-3, log=True)}
+            "lr": trial.suggest_float("lr", 1e-3, 6e-3, log=True),
+            "augment": trial.suggest_categorical("augment", AUGMENT)}
+
+
+def recipe_augment(strength: float) -> bool | float:
+    """A recipe's `augment` for a strength: True for 1, so that a trial at the default strength trains
+    (and keys its checkpoints) exactly as `edgedigits export` does."""
+    return True if strength == 1.0 else strength
 
 
 def preset_params(blocks: str, dropout: float) -> dict:
@@ -102,7 +110,7 @@ def preset_params(blocks: str, dropout: float) -> dict:
     tokens = blocks.split()
     downs = [i for i, t in enumerate(tokens) if t.endswith("s2")]
     params = {"n_blocks": len(tokens), "down1": downs[0], "down2": downs[1], "width": 1.0, "dropout": dropout,
-              "lr": train.Recipe.lr}
+              "lr": train.Recipe.lr, "augment": 1.0}
     for i, token in enumerate(tokens):
         params[f"kind{i}"], params[f"filters{i}"] = token[0], int(token[1:].removesuffix("s2"))
     return params
@@ -123,7 +131,8 @@ def measure(model_kwargs: dict, calibration: np.ndarray, need_arena: bool) -> di
             "params": models.count_params(keras_model), "macs": models.count_macs(keras_model)}
 
 
-def cheap_accuracy(trial, model_kwargs: dict, lr: float, splits: data.Splits, budget: Budget, seed: int) -> float:
+def cheap_accuracy(trial, model_kwargs: dict, lr: float, augment: float, splits: data.Splits, budget: Budget,
+                   seed: int) -> float:
     """Validation accuracy of a short float training run on a subset, reported each epoch to the pruner."""
     import optuna
 
@@ -138,7 +147,8 @@ def cheap_accuracy(trial, model_kwargs: dict, lr: float, splits: data.Splits, bu
 
     seed_everything(seed)
     subset = replace(splits, x_train=splits.x_train[:budget.cheap_images], y_train=splits.y_train[:budget.cheap_images])
-    recipe = train.Recipe(model="ds_cnn", epochs=budget.cheap_epochs, lr=lr, seed=seed, model_kwargs=model_kwargs)
+    recipe = train.Recipe(model="ds_cnn", epochs=budget.cheap_epochs, lr=lr, seed=seed, model_kwargs=model_kwargs,
+                          augment=recipe_augment(augment))
     model, train_ds, val_ds, steps = train.compiled(recipe, subset)
     model.fit(train_ds, steps_per_epoch=steps, epochs=budget.cheap_epochs, validation_data=val_ds,
               callbacks=[Report()], verbose=0)
@@ -222,7 +232,7 @@ class Search:
             if broken:
                 trial.set_user_attr("over_limits", broken)
                 raise optuna.TrialPruned("over the limits: " + "; ".join(broken))
-            return cheap_accuracy(trial, kwargs, point["lr"], splits, self.budget, self.seed)
+            return cheap_accuracy(trial, kwargs, point["lr"], point["augment"], splits, self.budget, self.seed)
 
         done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
         if done < total:
@@ -261,7 +271,8 @@ class Search:
         kwargs = {"blocks": trial.user_attrs["blocks"], "width": p["width"], "dropout": p["dropout"]}
         return ExportPlan(model="ds_cnn", epochs=self.budget.epochs, prune_epochs=self.budget.prune_epochs,
                           qat_epochs=self.budget.qat_epochs, seed=self.seed, name=name,
-                          recipe_overrides={"model_kwargs": kwargs, "lr": p["lr"]})
+                          recipe_overrides={"model_kwargs": kwargs, "lr": p["lr"],
+                                            "augment": recipe_augment(p.get("augment", 1.0))})
 
     def export(self, number: int | None) -> list[dict]:
         """`edgedigits export --int8` of trial `number` (default: the best promoted one) on the training data,
@@ -315,6 +326,7 @@ def trial_row(trial, promoted: dict | None, limits: Limits) -> dict:
                  "int8_over_limits": limits.broken({"bytes": promoted["bytes"], "arena_bytes": promoted["arena_bytes"]})}
     return {"number": trial.number, "state": trial.state.name, "blocks": attrs.get("blocks"),
             "width": trial.params.get("width"), "dropout": trial.params.get("dropout"), "lr": trial.params.get("lr"),
+            "augment": trial.params.get("augment", 1.0),
             "val_accuracy": trial.value, "bytes": attrs.get("bytes"), "arena_bytes": attrs.get("arena_bytes"),
             "invoke_us": attrs.get("invoke_us"), "params": attrs.get("params"), "over_limits": attrs.get("over_limits"),
             **final}
@@ -337,8 +349,8 @@ def markdown(result: dict) -> str:
              f"{json.dumps({k: v for k, v in result['limits'].items() if v is not None})}; cheap fidelity "
              f"{result['budget']['cheap_epochs']} epochs on {result['budget']['cheap_images']:,} images; "
              f"validation accuracy (the test set is not used); * = on the Pareto front", "",
-             "| trial | state | blocks | width | dropout | lr | val acc (float, cheap) | int8 val acc (full chain) "
-             "| bytes | TFLM arena | invoke p50 µs |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| trial | state | blocks | width | dropout | lr | augment | val acc (float, cheap) | int8 val acc (full chain) "
+             "| bytes | TFLM arena | invoke p50 µs |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     presets = {i: n for n, i in result["presets"].items()}
     for r in result["trials"]:
         star = "*" if r["number"] in result["pareto"] else ""
@@ -350,7 +362,7 @@ def markdown(result: dict) -> str:
             int8 += " (over: " + "; ".join(r["int8_over_limits"]) + ")" if r["int8_over_limits"] else ""
         state = r["state"].lower() + (" (over limits)" if r["over_limits"] else "")
         lines.append(f"| {r['number']}{star}{name} | {state} | `{r['blocks']}` | {r['width']} | {r['dropout']} | "
-                     f"{_num(r['lr'], '.4f')} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
+                     f"{_num(r['lr'], '.4f')} | {r.get('augment', 1.0)} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
                      f"{r['invoke_us'] if r['invoke_us'] is not None else '-'} |")
     return "\n".join(lines) + "\n"
 
