@@ -31,7 +31,8 @@ from firmware_harness.errors import UserError
 FILTERS = (8, 12, 16, 24, 32, 48)
 WIDTHS = (0.75, 1.0, 1.25)
 DROPOUTS = (0.0, 0.1, 0.2)
-AUGMENT = (0.5, 1.0, 1.5)  # augmentation strength: the training ranges of rotation, zoom and shift, scaled
+AUGMENT = (0.5, 1.0, 1.5)
+PRUNE_AFTER_EPOCHS = 2  # the pruner's warm-up: epochs of the cheap run before it may stop a trial  # augmentation strength: the training ranges of rotation, zoom and shift, scaled
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,12 @@ class Search:
         import sqlalchemy.exc
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Prune from the middle of the cheap run on, once five trials have finished: the first epochs of a
+        # warm-up-then-cosine schedule rank models by noise, and a pruner that acted on them after three
+        # trials cut most of a 60-trial study at epoch 1 while the sampler kept proposing the same model.
+        warmup = min(PRUNE_AFTER_EPOCHS, self.budget.cheap_epochs - 1)
         settings = {"study_name": self.study_name, "storage": self.storage,
-                    "pruner": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)}
+                    "pruner": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)}
         attempts = 8
         for attempt in range(attempts):
             try:
@@ -224,6 +229,15 @@ class Search:
 
         def objective(trial) -> float:
             point = sample(trial)
+            twin = _same_trial(study, trial)
+            if twin is not None:  # TPE proposes a model again: its answer is known, train nothing
+                trial.set_user_attr("same_as", twin.number)
+                for key in ("blocks", "bytes", "arena_bytes", "invoke_us", "params", "macs", "over_limits"):
+                    if key in twin.user_attrs:
+                        trial.set_user_attr(key, twin.user_attrs[key])
+                if twin.state != TrialState.COMPLETE:
+                    raise optuna.TrialPruned(f"the same model as trial {twin.number}, which was pruned")
+                return twin.value
             kwargs = {k: point[k] for k in ("blocks", "width", "dropout")}
             measured = measure(kwargs, calibration, need_arena)
             for key, value in {**measured, "blocks": point["blocks"]}.items():
@@ -329,6 +343,7 @@ def trial_row(trial, promoted: dict | None, limits: Limits) -> dict:
             "augment": trial.params.get("augment", 1.0),
             "val_accuracy": trial.value, "bytes": attrs.get("bytes"), "arena_bytes": attrs.get("arena_bytes"),
             "invoke_us": attrs.get("invoke_us"), "params": attrs.get("params"), "over_limits": attrs.get("over_limits"),
+            "same_as": attrs.get("same_as"),
             **final}
 
 
@@ -361,10 +376,21 @@ def markdown(result: dict) -> str:
             int8 = f"{r['int8_val_accuracy']:.2%} in {r['int8_bytes']:,} B, arena {_num(r['int8_arena_bytes'])} B"
             int8 += " (over: " + "; ".join(r["int8_over_limits"]) + ")" if r["int8_over_limits"] else ""
         state = r["state"].lower() + (" (over limits)" if r["over_limits"] else "")
+        state += f" (same as {r['same_as']})" if r.get("same_as") is not None else ""
         lines.append(f"| {r['number']}{star}{name} | {state} | `{r['blocks']}` | {r['width']} | {r['dropout']} | "
                      f"{_num(r['lr'], '.4f')} | {r.get('augment', 1.0)} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
                      f"{r['invoke_us'] if r['invoke_us'] is not None else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _same_trial(study, trial):
+    """A finished trial with exactly this trial's parameters, if there is one."""
+    from optuna.trial import TrialState
+
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if other.number != trial.number and other.params == trial.params:
+            return other
+    return None
 
 
 def _num(value, spec: str = ",") -> str:

@@ -127,3 +127,23 @@ def test_a_storage_that_cannot_be_reached_is_one_line(tmp_path, mnist_path):
     _, err = done.communicate(timeout=120)
     assert done.returncode == 2 and err.strip().startswith("error: cannot open the study in postgresql")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_proposed_again_is_not_trained_again():
+    """TPE proposes a finished trial's exact parameters again: the earlier answer is found, nothing is trained."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from edgedigits import tune
+
+    study = optuna.create_study(direction="maximize")
+    space = {"width": CategoricalDistribution(tune.WIDTHS), "lr": FloatDistribution(1e-3, 6e-3, log=True)}
+    study.add_trial(create_trial(params={"width": 1.0, "lr": 0.002}, distributions=space, value=0.97))
+    study.add_trial(create_trial(params={"width": 0.75, "lr": 0.002}, distributions=space, state=TrialState.PRUNED))
+    for params, expected in (({"width": 1.0, "lr": 0.002}, 0), ({"width": 0.75, "lr": 0.002}, 1),
+                             ({"width": 1.25, "lr": 0.002}, None)):
+        study.enqueue_trial(params)  # as if TPE had proposed these
+        trial = study.ask(space)
+        assert trial.params == params
+        twin = tune._same_trial(study, trial)
+        assert (twin.number if twin else None) == expected
