@@ -268,3 +268,19 @@ def test_the_pages_own_row_opening_is_opencvs(server, browser):
     }""")
     visit.close()
     assert mismatches == 0
+
+
+@needs_browser
+def test_a_large_photo_is_read_with_boxes_in_its_own_pixels(server, browser, shipped_model, camera_scene, tmp_path):
+    """A 20-MP photo is drawn at most 4,096 px wide in the page (its RGBA copy stays small); the digits are
+    Python's and the boxes come back in the photo's own coordinates."""
+    big = cv2.resize(camera_scene.image, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)  # 5120 x 3840
+    python = recognize.read(Model(shipped_model), big)
+    visit = Visit(browser, server + "/")
+    reading = visit.page.evaluate("""async url => {
+        const image = new Image(); image.src = url; await image.decode();
+        return await window.edgedigits.read(image); }""", web_page.png_url(big))
+    visit.close()
+    assert reading["digits"] == python.digits == camera_scene.text
+    for ours, theirs in zip(reading["boxes"], python.boxes):
+        assert np.allclose(ours, theirs, atol=0.03 * big.shape[0]), (ours, theirs)

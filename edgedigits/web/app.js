@@ -39,15 +39,20 @@ async function load() {
 
 const loaded = load();
 
+const MAX_SIDE = 4096;  // a larger photo is drawn smaller (a phone's 12-MP photo is not): its RGBA copy stays under 64 MB
+
+// The source's pixels, and the factor its boxes must be divided by (1 unless it was drawn smaller).
 function imageDataOf(source) {
-  if (source instanceof ImageData) return source;
+  if (source instanceof ImageData) return [source, 1];
   const width = source.videoWidth || source.naturalWidth || source.width;
   const height = source.videoHeight || source.naturalHeight || source.height;
   if (!width || !height) throw new Error("the source has no pixels yet (an image not loaded, a video not started)");
-  if (source instanceof HTMLCanvasElement) return source.getContext("2d").getImageData(0, 0, width, height);
-  const canvas = new OffscreenCanvas(width, height), context = canvas.getContext("2d");
-  context.drawImage(source, 0, 0, width, height);
-  return context.getImageData(0, 0, width, height);
+  const factor = Math.min(1, MAX_SIDE / Math.max(width, height));
+  if (source instanceof HTMLCanvasElement && factor === 1) return [source.getContext("2d").getImageData(0, 0, width, height), 1];
+  const w = Math.max(1, Math.round(width * factor)), h = Math.max(1, Math.round(height * factor));
+  const canvas = new OffscreenCanvas(w, h), context = canvas.getContext("2d");
+  context.drawImage(source, 0, 0, w, h);
+  return [context.getImageData(0, 0, w, h), factor];
 }
 
 function softmax(logits) {
@@ -71,7 +76,7 @@ let queue = Promise.resolve();  // one read at a time: the compiled model is not
 
 async function read(source) {
   const model = await loaded;
-  const imageData = imageDataOf(source);
+  const [imageData, factor] = imageDataOf(source);
   const job = queue.then(async () => {
     const found = model.finder.find(imageData);
     const reading = {digits: "", confidences: [], boxes: [], lines: [], crops: []};
@@ -80,7 +85,7 @@ async function read(source) {
       const best = p.indexOf(Math.max(...p));
       reading.digits += model.description.labels[best];
       reading.confidences.push(p[best]);
-      reading.boxes.push(digit.box);
+      reading.boxes.push(factor === 1 ? digit.box : digit.box.map(v => Math.round(v / factor)));
       reading.lines.push(digit.line);
       reading.crops.push(digit.image);
     }
