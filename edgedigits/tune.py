@@ -31,8 +31,8 @@ from firmware_harness.errors import UserError
 FILTERS = (8, 12, 16, 24, 32, 48)
 WIDTHS = (0.75, 1.0, 1.25)
 DROPOUTS = (0.0, 0.1, 0.2)
-AUGMENT = (0.5, 1.0, 1.5)
-PRUNE_AFTER_EPOCHS = 2  # the pruner's warm-up: epochs of the cheap run before it may stop a trial  # augmentation strength: the training ranges of rotation, zoom and shift, scaled
+AUGMENT = (0.5, 1.0, 1.5)  # augmentation strength: the training ranges of rotation, zoom and shift, scaled
+PRUNE_AFTER_EPOCHS = 2  # the pruner's warm-up: epochs of the cheap run before it may stop a trial
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,20 @@ class Limits:
     max_arena: int | None = None
     max_latency_us: float | None = None
 
-    def broken(self, measured: dict) -> list[str]:
-        """The limits a measured file breaks, as text."""
-        out = []
+    def _checked(self, measured: dict):
         for key, limit, unit in (("bytes", self.max_bytes, "B"), ("arena_bytes", self.max_arena, "B"),
                                  ("invoke_us", self.max_latency_us, "µs")):
-            if limit is not None and measured.get(key) is not None and measured[key] > limit:
-                out.append(f"{key} {measured[key]:,} {unit} > {limit:,} {unit}")
-        return out
+            if limit is not None and measured.get(key) is not None:
+                yield key, measured[key], limit, unit
+
+    def broken(self, measured: dict) -> list[str]:
+        """The limits a measured file breaks, as text."""
+        return [f"{key} {value:,} {unit} > {limit:,} {unit}" for key, value, limit, unit in self._checked(measured)
+                if value > limit]
+
+    def violations(self, measured: dict) -> list[float]:
+        """How far over each limit the file is, as a fraction of the limit (0 or less: within it)."""
+        return [value / limit - 1 for key, value, limit, _ in self._checked(measured)] or [0.0]
 
 
 @dataclass(frozen=True)
@@ -198,10 +204,9 @@ class Search:
         import optuna
 
         try:
-            study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=self.seed),
-                                        **settings)
+            study = optuna.create_study(direction="maximize", sampler=_sampler(self.seed), **settings)
         except optuna.exceptions.DuplicatedStudyError:
-            return optuna.load_study(sampler=optuna.samplers.TPESampler(), **settings)
+            return optuna.load_study(sampler=_sampler(None), **settings)
         from edgedigits.models import DS_CNN_PRESETS
 
         for spec in DS_CNN_PRESETS.values():
@@ -232,7 +237,7 @@ class Search:
             twin = _same_trial(study, trial)
             if twin is not None:  # TPE proposes a model again: its answer is known, train nothing
                 trial.set_user_attr("same_as", twin.number)
-                for key in ("blocks", "bytes", "arena_bytes", "invoke_us", "params", "macs", "over_limits"):
+                for key in ("blocks", "bytes", "arena_bytes", "invoke_us", "params", "macs", "over_limits", "constraints"):
                     if key in twin.user_attrs:
                         trial.set_user_attr(key, twin.user_attrs[key])
                 if twin.state != TrialState.COMPLETE:
@@ -242,6 +247,7 @@ class Search:
             measured = measure(kwargs, calibration, need_arena)
             for key, value in {**measured, "blocks": point["blocks"]}.items():
                 trial.set_user_attr(key, value)
+            trial.set_user_attr("constraints", self.limits.violations(measured))
             broken = self.limits.broken(measured)
             if broken:
                 trial.set_user_attr("over_limits", broken)
@@ -381,6 +387,22 @@ def markdown(result: dict) -> str:
                      f"{_num(r['lr'], '.4f')} | {r.get('augment', 1.0)} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
                      f"{r['invoke_us'] if r['invoke_us'] is not None else '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _sampler(seed: int | None):
+    """TPE that knows the limits: a trial over them is ranked by how far over it is (Optuna's constrained
+    TPE), so that the sampler moves towards models that fit even before any has fitted."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=_constraints)
+
+
+def _constraints(trial) -> tuple[float, ...]:
+    return tuple(trial.user_attrs.get("constraints", (0.0,)))
 
 
 def _same_trial(study, trial):

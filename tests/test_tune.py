@@ -147,3 +147,14 @@ def test_a_model_proposed_again_is_not_trained_again():
         assert trial.params == params
         twin = tune._same_trial(study, trial)
         assert (twin.number if twin else None) == expected
+
+
+def test_limits_say_how_far_over_they_are():
+    """What the constrained sampler ranks an over-limit trial by."""
+    from edgedigits import tune
+
+    limits = tune.Limits(max_bytes=16384, max_arena=8192)
+    measured = {"bytes": 24576, "arena_bytes": 4096, "invoke_us": 9.0}
+    assert limits.violations(measured) == [0.5, -0.5]
+    assert limits.broken(measured) == ["bytes 24,576 B > 16,384 B"]
+    assert tune.Limits().violations(measured) == [0.0]
