@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -45,8 +46,9 @@ BATCH = 1024  # images per invoke when predicting many
 # declared as 28x28 takes 7.6 GB there), and tflite-runtime 2.14's wrapper segfaults or hangs
 # on some malformed files that pass our reader. The shipped model is trusted (its card's sha256).
 PROBE_MEMORY_BYTES = 1 << 30  # the child's data limit, at batch 1 and at BATCH
-PROBE_TIMEOUT_S = 5.0
-PROBE_TIMEOUT_S_TENSORFLOW = 30.0  # the child imports TensorFlow first
+PROBE_READY = b"ready"  # what the probe child prints once its imports are done
+PROBE_START_TIMEOUT_S = 120.0  # the child's imports (numpy, the interpreter, TensorFlow): a slow device's, not the file's
+PROBE_TIMEOUT_S = 5.0  # loading and running the file once, counted from the child's "ready"
 _probed: set[tuple[str, str]] = set()
 
 
@@ -286,19 +288,37 @@ def _probe_in_child(content: bytes, backend: str, label: str) -> None:
     if key in _probed:
         return
     command = [sys.executable, "-m", "firmware_harness.probe", backend, str(PROBE_MEMORY_BYTES), str(BATCH), label]
-    timeout = PROBE_TIMEOUT_S_TENSORFLOW if backend == "tensorflow" else PROBE_TIMEOUT_S
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        result = subprocess.run(command, input=content, capture_output=True, timeout=timeout)
+        process.stdin.write(content)  # the child reads it all before its slow imports
+        process.stdin.close()
+        process.stdin = None
+        if not _said_ready(process, PROBE_START_TIMEOUT_S) and process.poll() is None:
+            raise UserError(f"{label}: the {backend} interpreter did not start within {PROBE_START_TIMEOUT_S:.0f} s; "
+                            f"run `edgedigits doctor`")
+        _, stderr = process.communicate(timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
-        raise UserError(f"{label}: the {backend} interpreter takes over {timeout:.0f} s to load and run it once; "
-                        f"this is not a digit model") from e
-    if result.returncode < 0:
-        raise UserError(f"{label}: the {backend} interpreter crashes on this file (signal {-result.returncode}), "
+        raise UserError(f"{label}: the {backend} interpreter takes over {PROBE_TIMEOUT_S:.0f} s to load and run it "
+                        f"once; this is not a digit model") from e
+    except BrokenPipeError:  # the child died before reading the file
+        _, stderr = process.communicate()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    if process.returncode < 0:
+        raise UserError(f"{label}: the {backend} interpreter crashes on this file (signal {-process.returncode}), "
                         f"or it needs over {PROBE_MEMORY_BYTES >> 20} MiB to run; it is malformed")
-    if result.returncode != 0:
-        lines = result.stderr.decode(errors="replace").strip().splitlines()
+    if process.returncode != 0:
+        lines = stderr.decode(errors="replace").strip().splitlines()
         raise UserError(lines[-1].removeprefix("error: ") if lines else f"{label}: the model failed its trial run")
     _probed.add(key)
+
+
+def _said_ready(process: subprocess.Popen, timeout: float) -> bool:
+    """Whether the probe child printed its "ready" line (imports done) within `timeout` seconds."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    return bool(ready) and process.stdout.readline().strip() == PROBE_READY
 
 
 def _reason(error: Exception) -> str:

@@ -5,7 +5,9 @@ No TensorFlow here: this file also runs in the tflite-runtime + numpy<2 environm
 
 from __future__ import annotations
 
+import os
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -124,3 +126,13 @@ def test_kernels_choose_the_interpreters_op_resolver(shipped_model, test_images)
     assert np.abs(logits["xnnpack"] - logits["reference"]).max() < 1.0, "a few quantization steps, not another model"
     with pytest.raises(UserError, match="unknown kernels 'gpu'"):
         Model(shipped_model, kernels="gpu")
+
+
+def test_the_probe_time_limit_does_not_count_the_childs_start(shipped_model, monkeypatch, tmp_path):
+    """A slow device (or a loaded one) starts Python and imports the interpreter slowly; that is not the
+    file's doing. Here the child's start-up is made 1.5 s slower than the whole limit for the file."""
+    (tmp_path / "sitecustomize.py").write_text(f"import time\ntime.sleep({runtime.PROBE_TIMEOUT_S + 1.5})\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    started = time.perf_counter()
+    runtime._probe_in_child(shipped_model.read_bytes(), runtime.get_backend().name, "shipped")
+    assert time.perf_counter() - started > runtime.PROBE_TIMEOUT_S + 1.5
