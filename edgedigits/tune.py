@@ -244,7 +244,13 @@ class Search:
                     raise optuna.TrialPruned(f"the same model as trial {twin.number}, which was pruned")
                 return twin.value
             kwargs = {k: point[k] for k in ("blocks", "width", "dropout")}
-            measured = measure(kwargs, calibration, need_arena)
+            try:
+                measured = measure(kwargs, calibration, need_arena)
+            except UserError as e:  # the interpreter refuses this model: record it, and the search goes on
+                trial.set_user_attr("blocks", point["blocks"])
+                trial.set_user_attr("refused", str(e))
+                trial.set_user_attr("constraints", [10.0])  # ranked below any measured model
+                raise optuna.TrialPruned(f"refused: {e}") from e
             for key, value in {**measured, "blocks": point["blocks"]}.items():
                 trial.set_user_attr(key, value)
             trial.set_user_attr("constraints", self.limits.violations(measured))
@@ -349,7 +355,7 @@ def trial_row(trial, promoted: dict | None, limits: Limits) -> dict:
             "augment": trial.params.get("augment", 1.0),
             "val_accuracy": trial.value, "bytes": attrs.get("bytes"), "arena_bytes": attrs.get("arena_bytes"),
             "invoke_us": attrs.get("invoke_us"), "params": attrs.get("params"), "over_limits": attrs.get("over_limits"),
-            "same_as": attrs.get("same_as"),
+            "same_as": attrs.get("same_as"), "refused": attrs.get("refused"),
             **final}
 
 
@@ -383,6 +389,7 @@ def markdown(result: dict) -> str:
             int8 += " (over: " + "; ".join(r["int8_over_limits"]) + ")" if r["int8_over_limits"] else ""
         state = r["state"].lower() + (" (over limits)" if r["over_limits"] else "")
         state += f" (same as {r['same_as']})" if r.get("same_as") is not None else ""
+        state += " (refused by the interpreter)" if r.get("refused") else ""
         lines.append(f"| {r['number']}{star}{name} | {state} | `{r['blocks']}` | {r['width']} | {r['dropout']} | "
                      f"{_num(r['lr'], '.4f')} | {r.get('augment', 1.0)} | {acc} | {int8} | {_num(r['bytes'])} | {_num(r['arena_bytes'])} | "
                      f"{r['invoke_us'] if r['invoke_us'] is not None else '-'} |")
