@@ -2,8 +2,9 @@
 
 The page (`web_site`: LiteRT.js and OpenCV.js, the model's browser variant, a service
 worker and a manifest) reads drawings, photos and the live camera in the browser; it never
-calls `/predict`. `POST /predict` takes the image bytes as the request body;
-`curl --data-binary @x.png` and `curl -F file=@x.png` work too. It answers exactly what `edgedigits predict --json` prints for the image;
+calls `/predict`. `POST /predict` takes the image bytes as the request body
+(`curl --data-binary @x.png` and `curl -F file=@x.png` work too) and answers exactly what
+`edgedigits predict --json` prints for the image;
 `?details=1` adds the 28x28 crops the model saw (PNG, base64) and the server-side latency.
 `GET /health` answers `{"status": "ok", "model", "backend"}` without touching the model.
 

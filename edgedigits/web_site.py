@@ -1,7 +1,7 @@
 """The browser page as a set of static files, for `edgedigits serve` and `edgedigits web DIR`.
 
 The page runs the model itself (LiteRT.js, OpenCV.js; both vendored under
-`edgedigits/web/vendor`, see `web/README.md`), works offline after the first visit (a service
+`edgedigits/web/vendor` by `web/vendor.py`), works offline after the first visit (a service
 worker caches every file listed here) and can be added to a phone's home screen (the
 manifest). `model.tflite` is the browser's variant of the chosen model (`web_model`): the
 `<name>_web.tflite` that `edgedigits export` wrote beside it, or made here;
@@ -20,7 +20,6 @@ from firmware_harness import atomic, contract, tflite_file
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import read_model_bytes
 
-TEMPLATED = ("index.html", "sw.js")  # files with {{...}} fields filled in here
 SKIPPED = ("__init__.py", "__pycache__")
 MARKER = ".edgedigits-web"  # in a folder `edgedigits web` wrote
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
