@@ -11,6 +11,7 @@ manifest). `model.tflite` is the browser's variant of the chosen model (`web_mod
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from importlib import resources
 from pathlib import Path
@@ -77,7 +78,7 @@ def site(model_path: Path) -> dict[str, bytes]:
     files = _static_files()
     files["model.tflite"] = web_content
     files["model.json"] = json.dumps(describe(model_path, content, web_content), indent=1).encode()
-    files["index.html"] = files["index.html"].replace(b"{{model}}", model_path.name.encode())
+    files["index.html"] = files["index.html"].replace(b"{{model}}", html.escape(model_path.name).encode())
     cached = sorted(name for name in files if name != "sw.js")
     version = hashlib.sha256(b"".join(hashlib.sha256(files[n]).digest() for n in cached)).hexdigest()[:16]
     files["sw.js"] = (files["sw.js"].replace(b"{{version}}", version.encode())

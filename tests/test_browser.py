@@ -284,3 +284,12 @@ def test_a_large_photo_is_read_with_boxes_in_its_own_pixels(server, browser, shi
     assert reading["digits"] == python.digits == camera_scene.text
     for ours, theirs in zip(reading["boxes"], python.boxes):
         assert np.allclose(ours, theirs, atol=0.03 * big.shape[0]), (ours, theirs)
+
+
+def test_a_model_file_name_is_text_on_the_page(tmp_path, shipped_model):
+    """The page names its model; a file name with markup in it stays text."""
+    odd = tmp_path / "odd<script>.tflite"
+    shutil.copyfile(shipped_model, odd)
+    shutil.copyfile(shipped_model.with_name(f"{shipped_model.stem}_web.tflite"), tmp_path / "odd<script>_web.tflite")
+    page = web_site.site(odd)["index.html"].decode()
+    assert "odd&lt;script&gt;.tflite" in page and "odd<script>" not in page

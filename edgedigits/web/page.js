@@ -37,8 +37,12 @@ function show(reading, ms) {
     reading.crops[i].forEach((v, k) => pixels.data.set([v, v, v, 255], 4 * k));
     crop.getContext("2d").putImageData(pixels, 0, 0);
     row.append(crop);
-    row.insertAdjacentHTML("beforeend", `<b>${d}</b><div class="fill" style="width:${Math.round(p * 200)}px"></div>` +
-                           `<span>${(p * 100).toFixed(1)}%</span>`);
+    const label = document.createElement("b"), fill = document.createElement("div"), percent = document.createElement("span");
+    label.textContent = d;  // the labels come from the model file: text, never markup
+    fill.className = "fill";
+    fill.style.width = `${Math.round(p * 200)}px`;
+    percent.textContent = `${(p * 100).toFixed(1)}%`;
+    row.append(label, fill, percent);
     bars.append(row);
   });
 }
