@@ -19,7 +19,6 @@ import argparse
 import http.client
 import json
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,16 +31,11 @@ import numpy as np
 import hostile
 from firmware_harness import mnist
 from firmware_harness.device import machine_info
+import served
 from record import record
 
 HEALTH_EVERY_S = 0.02
 BUSY_PAUSE_S = 0.05  # a client's wait after a 503 (shorter than the Retry-After of 1 s, to keep the load up)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mib(pid: int) -> float:
@@ -207,28 +201,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="siege-") as tmp:
         folder = Path(tmp)
         bodies = _bodies(folder)
-        port = _free_port()
         log = folder / "server.log"
-        with open(log, "wb") as log_file:
-            server = subprocess.Popen(["edgedigits", "serve", "--port", str(port)], stdout=log_file, stderr=log_file)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    _health_ms(http.client.HTTPConnection("127.0.0.1", port, timeout=1))
-                    break
-                except (OSError, http.client.HTTPException):
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        sys.exit("error: the server did not start")
-                    time.sleep(0.2)
+        with open(log, "wb") as log_file, served.serving(log=log_file) as (server, port):
             result = {"command": "python benchmarks/serve_siege.py " + " ".join(sys.argv[1:]), "device": machine_info(),
                       "adversarial": adversarial(port, bodies, args.clients, args.seconds),
                       "idle": idle(port, args.idle, log),
                       "memory": memory(port, server.pid, bodies, args.clients, args.requests),
                       "targets": {"health_p99_ms": 100, "idle_health_failures": 0}}
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     record("serve_siege", result, markdown(result))
     a, i = result["adversarial"], result["idle"]
     ok = (a["health_ms"]["p99"] <= 100 and a["health_failures"] == 0 and i["health_failures"] == 0)

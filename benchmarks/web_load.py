@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import cv2
 import numpy as np
@@ -26,13 +23,8 @@ import numpy as np
 from firmware_harness import mnist
 from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info
+import served
 from record import record
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def client(port: int, bodies: list[tuple[bytes, str]], stop_at: float, out: dict, lock: threading.Lock) -> None:
@@ -70,19 +62,7 @@ def main() -> int:
     args = parser.parse_args()
     test = mnist.load(mnist.locate(None), splits=("test",))
     bodies = [(cv2.imencode(".png", 255 - test.x_test[i])[1].tobytes(), str(int(test.y_test[i]))) for i in range(500)]
-    port = _free_port()
-    server = subprocess.Popen(["edgedigits", "serve", "--port", str(port), "--model", str(shipped_model())],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("error: the server did not start")
-                time.sleep(0.2)
+    with served.serving("--model", str(shipped_model())) as (_, port):
         out = {"latencies": [], "errors": 0, "right": 0}
         lock = threading.Lock()
         started = time.perf_counter()
@@ -93,9 +73,6 @@ def main() -> int:
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     ms = np.array(out["latencies"]) * 1000
     done = len(ms)
     result = {

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from edgedigits import scenes
 from firmware_harness import images, mnist, recognize
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model, shipped_model
+import served
 from record import record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,21 +87,6 @@ def scene_agreement(page, model: Model, photos: list[np.ndarray]) -> tuple[int, 
     return same, total
 
 
-def _serve(model: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", "import sys; from edgedigits.cli import main; sys.exit(main())",
-                                "serve", "--port", str(port), "--model", str(model)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
-        except OSError:
-            if process.poll() is not None:
-                sys.exit(f"error: edgedigits serve did not start: {process.stderr.read()[-500:]}")
-            time.sleep(0.2)
-    sys.exit("error: edgedigits serve did not answer within 30 s")
-
-
 def _wheel_sizes() -> dict:
     with tempfile.TemporaryDirectory(prefix="wheel-") as tmp:
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp, str(ROOT)], check=True)
@@ -130,33 +115,27 @@ def main() -> int:
     model_path = shipped_model()
     model = Model(model_path)
     photos = [s.image for s in scenes.scenes(test.x_test, test.y_test, args.scenes, seed=3)]
-    port = 8700 + int(time.time()) % 200
-    server = _serve(model_path, port)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            starts, in_page = [], []
-            for _ in range(args.starts):
-                context = browser.new_context()
-                page = context.new_page()
-                started = time.perf_counter()
-                page.goto(base)
-                in_page.append(page.evaluate("window.edgedigits.ready"))
-                starts.append((time.perf_counter() - started) * 1000)
-                context.close()
-            page = browser.new_page()
+    with served.serving("--model", str(model_path), log=subprocess.DEVNULL) as (_, port), sync_playwright() as p:
+        base = f"http://127.0.0.1:{port}/"
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        starts, in_page = [], []
+        for _ in range(args.starts):
+            context = browser.new_context()
+            page = context.new_page()
+            started = time.perf_counter()
             page.goto(base)
-            page.evaluate("window.edgedigits.ready")
-            digit_ms = page.evaluate(TIME_READS_JS, [png_url(255 - test.x_test[0]), args.reads])
-            scene_ms = page.evaluate(TIME_READS_JS, [png_url(photos[0]), max(args.reads // 4, 5)])
-            browser_answers = read_digits(page, test.x_test[:args.digits])
-            same, total = scene_agreement(page, model, photos)
-            version = browser.version
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+            in_page.append(page.evaluate("window.edgedigits.ready"))
+            starts.append((time.perf_counter() - started) * 1000)
+            context.close()
+        page = browser.new_page()
+        page.goto(base)
+        page.evaluate("window.edgedigits.ready")
+        digit_ms = page.evaluate(TIME_READS_JS, [png_url(255 - test.x_test[0]), args.reads])
+        scene_ms = page.evaluate(TIME_READS_JS, [png_url(photos[0]), max(args.reads // 4, 5)])
+        browser_answers = read_digits(page, test.x_test[:args.digits])
+        same, total = scene_agreement(page, model, photos)
+        version = browser.version
+        browser.close()
     truth = [str(int(label)) for label in test.y_test[:args.digits]]
     python_answers = [recognize.read(model, image).digits for image in test.x_test[:args.digits]]
     result = {

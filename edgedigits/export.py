@@ -24,6 +24,7 @@ from edgedigits import app_snippets, cards, data, tflite_edit, web_model
 from edgedigits.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.contract import LABELS, METADATA_NAME, PREPROCESSING
+from firmware_harness.device import package_version
 from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import KERNELS, Model
 
@@ -128,7 +129,7 @@ def embed_card(content: bytes, card: dict) -> tuple[bytes, dict]:
         "output": card["output"],
         "accuracy_per_kernel": card["accuracy_per_kernel"], "n_eval": card["n_eval"],
         "weights_sha256": info.weights_sha256(),
-        "made_by": f"edgedigits {cards.provenance()['versions'].get('edgedigits', '')}".strip(),
+        "made_by": f"edgedigits {package_version('edgedigits') or ''}".strip(),
     }
     embedded = tflite_edit.with_metadata(content, METADATA_NAME, json.dumps(entry, separators=(",", ":")).encode())
     return embedded, {**card, **describe(embedded), "weights_sha256": entry["weights_sha256"], "metadata": METADATA_NAME,

@@ -52,8 +52,7 @@ def _static_files() -> dict[str, bytes]:
 
 def describe(model_path: Path, content: bytes, web_content: bytes) -> dict:
     """model.json: what the page needs to read the web model, and the source model's card if it has one."""
-    source, web = tflite_file.parse(content), tflite_file.parse(web_content)
-    source_in, source_out = source.tensors[source.inputs[0]], source.tensors[source.outputs[0]]
+    web = tflite_file.parse(web_content)
     web_in, web_out = web.tensors[web.inputs[0]], web.tensors[web.outputs[0]]
     card_path = model_path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else None
@@ -64,8 +63,7 @@ def describe(model_path: Path, content: bytes, web_content: bytes) -> dict:
                   "zero_point": web_in.zero_points[0]},
         "output": {"shape": list(web_out.shape), "dtype": "uint8", "scale": web_out.scales[0],
                    "zero_point": web_out.zero_points[0]},
-        "source": {"sha256": hashlib.sha256(content).hexdigest(), "input_zero_point": source_in.zero_points[0],
-                   "output_zero_point": source_out.zero_points[0]},
+        "source_sha256": hashlib.sha256(content).hexdigest(),
         "card": card,
     }
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,9 @@ import pytest
 from firmware_harness import mnist
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/served.py: a real server on a free port, shared
+
+from served import serving  # noqa: E402
 
 
 def _mnist_path() -> Path:
@@ -76,36 +76,10 @@ def test_images(mnist_path):
     return data.x_test, data.y_test
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
-    """Until `url` answers; fails with the process's stderr if it exits first."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            assert process.poll() is None, process.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, f"{url} did not answer within {seconds} s"
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def server(shipped_model):
     """`edgedigits serve` on a free loopback port, through the real command; its base URL."""
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
-    port = free_port()
-    code = "import sys; from edgedigits.cli import main; sys.exit(main())"
-    process = subprocess.Popen([sys.executable, "-c", code, "serve", "--port", str(port), "--model", str(shipped_model)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(base + "/health", process)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with serving("--model", str(shipped_model)) as (_, port):
+        yield f"http://127.0.0.1:{port}"

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_one_line_error, free_port, run_cli, wait_for
+from conftest import REPO, assert_one_line_error, run_cli
+from served import free_port, wait_for
 from edgedigits import scenes, web_site
 from firmware_harness import recognize
 from firmware_harness.runtime import Model

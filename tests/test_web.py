@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from conftest import REPO, free_port, run_cli  # noqa: E402
+from conftest import REPO, run_cli  # noqa: E402
+from served import free_port  # noqa: E402
 
 
 def post(base: str, body: bytes, content_type: str = "image/png", query: str = "") -> tuple[int, dict]:
