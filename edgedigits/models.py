@@ -128,12 +128,14 @@ def _parse_block(token: str) -> tuple[str, int, int]:
 
 
 @register(zoo_epochs=30, compressed=True)
-def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, dropout: float = 0.1) -> keras.Model:
+def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, dropout: float = 0.1,
+           classes: int = NUM_CLASSES) -> keras.Model:
     """Depthwise-separable CNN described by `blocks`, then global average pooling and a dense layer.
 
     `blocks` lists layers left to right: `c32s2` is a 3x3 conv with 32 filters and stride 2,
     `d64` a depthwise-separable block (3x3 depthwise + 1x1 pointwise) with 64 filters.
     `width` multiplies every filter count; `depth` repeats every `d` block (the repeats at stride 1).
+    `classes` is the number of logits (the digit gate has two).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = inputs
@@ -151,7 +153,7 @@ def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, drop
     x = keras.layers.Flatten(name="pooled")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
     return keras.Model(inputs, outputs)
 
 

@@ -1,6 +1,6 @@
 """Child process for `runtime.Model`: load the model bytes from stdin under a memory limit and run it.
 
-    python -m firmware_harness.probe BACKEND MEMORY_BYTES BATCH LABEL
+    python -m firmware_harness.probe BACKEND MEMORY_BYTES BATCH LABEL CLASSES
 
 Reads the model bytes, imports the interpreter, prints "ready" (the parent's time limit starts
 then, so that a slow device's imports are not taken for a slow file), runs one image, then
@@ -19,7 +19,7 @@ from firmware_harness.runtime import PROBE_READY, Model, Refused, get_backend
 
 
 def main() -> int:
-    backend, limit, batch, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    backend, limit, batch, label, classes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
     content = sys.stdin.buffer.read()
     try:
         get_backend(backend)  # the slow imports, which the parent's time limit does not count
@@ -30,7 +30,7 @@ def main() -> int:
     sys.stdout.flush()
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # heap and private mappings: a tensor arena
     try:
-        model = Model(content, backend=backend, probe=False, name="probe", label=label)
+        model = Model(content, backend=backend, probe=False, name="probe", label=label, classes=classes)
         model.predict(np.zeros((1, 28, 28), np.uint8))
         model.allocate(batch)
     except Refused as e:  # the interpreter's own errors; under the limit, often a failed allocation

@@ -130,7 +130,8 @@ class Model:
     """A digit classifier: float images in [0, 1] (or uint8 pixels) in, float logits out."""
 
     def __init__(self, source: str | os.PathLike | bytes, backend: str | None = None, threads: int | None = None,
-                 name: str | None = None, probe: bool = True, label: str | None = None, kernels: str = "xnnpack"):
+                 name: str | None = None, probe: bool = True, label: str | None = None, kernels: str = "xnnpack",
+                 classes: int = contract.NUM_CLASSES):
         if isinstance(source, (bytes, bytearray)):
             self.content, self.path = bytes(source), None
         else:
@@ -142,7 +143,8 @@ class Model:
             self.info = tflite_file.parse(self.content)
         except tflite_file.MalformedModel as e:
             raise UserError(f"{label}: {e}; export the model again") from e
-        _check_digit_model(self.info, label)
+        self.classes = classes
+        _check_digit_model(self.info, label, classes)
         self.card = self.info.metadata_json(contract.METADATA_NAME)  # the file's own card, if it carries one
         self.labels = contract.labels_from(self.card)
         self.backend = get_backend(backend)
@@ -151,7 +153,7 @@ class Model:
             raise UserError(f"unknown kernels '{kernels}'; choose one of: {', '.join(KERNELS)}")
         self.kernels = kernels
         if probe and not _trusted(self.content):
-            _probe_in_child(self.content, self.backend.name, label)
+            _probe_in_child(self.content, self.backend.name, label, classes)
         try:
             with native_stderr.captured(replay_on_error=False):  # "INFO: Created ... XNNPACK delegate"
                 self._interp = self.backend.interpreter(model_content=self.content, num_threads=threads,
@@ -203,12 +205,13 @@ class Model:
             self._check_output(n)
 
     def _check_output(self, n: int) -> None:
-        """Refuse a model whose output, as the interpreter computed it, is not n x 10 scores (the file may say otherwise)."""
+        """Refuse a model whose output, as the interpreter computed it, is not n x classes scores (the file
+        may say otherwise)."""
         computed = tuple(int(d) for d in self._interp.get_output_details()[0]["shape"])
-        if computed != (n, 10):
+        if computed != (n, self.classes):
             declared = list(self.info.tensors[self.info.outputs[0]].shape)
             raise UserError(f"{self.label}: the model computes output shape {list(computed)} for {n} image(s), "
-                            f"not [{n}, 10] as a digit model must (its file declares {declared})")
+                            f"not [{n}, {self.classes}] as it must (its file declares {declared})")
 
     def op_names(self) -> list[str]:
         """The builtin ops of the model as the interpreter names them (CONV_2D, MEAN, ...), sorted."""
@@ -261,12 +264,13 @@ def _trusted(content: bytes) -> bool:
     return hashlib.sha256(content).hexdigest() == _shipped_sha256()
 
 
-def shipped_model() -> Path | None:
-    """The int8 model shipped with edgedigits, if that package is installed beside the harness."""
+def shipped_model(file: str = "edgedigits_int8.tflite") -> Path | None:
+    """A model shipped with edgedigits (the int8 digit model by default), if that package is installed
+    beside the harness."""
     try:
         from importlib import resources
 
-        path = Path(str(resources.files("edgedigits.pretrained") / "edgedigits_int8.tflite"))
+        path = Path(str(resources.files("edgedigits.pretrained") / file))
     except ImportError:
         return None
     return path if path.is_file() else None
@@ -281,13 +285,14 @@ def _shipped_sha256() -> str | None:
         return None
 
 
-def _probe_in_child(content: bytes, backend: str, label: str) -> None:
+def _probe_in_child(content: bytes, backend: str, label: str, classes: int) -> None:
     """Load and run the model once in a child process with a memory limit, so that a crash, a hang or
     a model whose computed tensors need gigabytes cannot take this one down."""
     key = (hashlib.sha256(content).hexdigest(), backend)
     if key in _probed:
         return
-    command = [sys.executable, "-m", "firmware_harness.probe", backend, str(PROBE_MEMORY_BYTES), str(BATCH), label]
+    command = [sys.executable, "-m", "firmware_harness.probe", backend, str(PROBE_MEMORY_BYTES), str(BATCH), label,
+               str(classes)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         process.stdin.write(content)  # the child reads it all before its slow imports
@@ -332,8 +337,8 @@ def _spec(details: dict) -> TensorSpec:
     return TensorSpec(tuple(int(d) for d in details["shape"]), details["dtype"], float(scale), int(zero_point))
 
 
-def _check_digit_model(info: tflite_file.TFLiteModel, label: str) -> None:
-    """Refuse a model that does not take one 28x28 image and give 10 scores."""
+def _check_digit_model(info: tflite_file.TFLiteModel, label: str, classes: int = contract.NUM_CLASSES) -> None:
+    """Refuse a model that does not take one 28x28 image and give `classes` scores."""
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise UserError(f"{label}: expected one input and one output, found {len(info.inputs)} and {len(info.outputs)}")
     shape_in = info.tensors[info.inputs[0]].shape
@@ -341,5 +346,6 @@ def _check_digit_model(info: tflite_file.TFLiteModel, label: str) -> None:
     side = contract.IMAGE_SIDE
     if tuple(shape_in[1:3]) != (side, side) or int(np.prod(shape_in[1:])) != side * side:
         raise UserError(f"{label}: input shape {list(shape_in)} is not a {side}x{side} image; this is not a digit model")
-    if not shape_out or shape_out[-1] != contract.NUM_CLASSES:
-        raise UserError(f"{label}: output shape {list(shape_out)} does not give {contract.NUM_CLASSES} digit scores")
+    if not shape_out or shape_out[-1] != classes:
+        raise UserError(f"{label}: output shape {list(shape_out)} does not give {classes} scores"
+                        f"{' (one per digit)' if classes == contract.NUM_CLASSES else ''}")

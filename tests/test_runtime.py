@@ -134,5 +134,5 @@ def test_the_probe_time_limit_does_not_count_the_childs_start(shipped_model, mon
     (tmp_path / "sitecustomize.py").write_text(f"import time\ntime.sleep({runtime.PROBE_TIMEOUT_S + 1.5})\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     started = time.perf_counter()
-    runtime._probe_in_child(shipped_model.read_bytes(), runtime.get_backend().name, "shipped")
+    runtime._probe_in_child(shipped_model.read_bytes(), runtime.get_backend().name, "shipped", 10)
     assert time.perf_counter() - started > runtime.PROBE_TIMEOUT_S + 1.5
