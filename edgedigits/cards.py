@@ -19,7 +19,11 @@ def sha256_file(path: str | Path) -> str:
 
 def provenance() -> dict:
     """Fields common to every card: the command, the time, the package versions."""
-    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # set when run as `python -m package.module`
+    if spec is not None:
+        argv = ["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
+    else:
+        argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
     return {
         "command": shlex.join(argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
