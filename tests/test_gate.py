@@ -1,0 +1,46 @@
+"""The digit gate: its training examples, a real (tiny) training run, and the shipped gate's card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from firmware_harness import contract
+from firmware_harness.runtime import Model, shipped_model
+
+
+def test_the_shipped_gate_is_the_file_its_card_describes():
+    path = shipped_model(contract.GATE_FILE)
+    card = json.loads(path.with_suffix(".json").read_text())
+    import hashlib
+
+    assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and card["labels"] == contract.GATE_LABELS
+    assert card["measured"]["mnist_validation"]["called_digit"] > 0.99
+    assert card["measured"]["held_out_fonts_not_digits"]["called_digit"] < 0.1
+    assert Model(path, probe=False, classes=2).output.shape[-1] == 2
+
+
+def test_glyphs_are_framed_as_the_harness_frames_digits():
+    glyphs = pytest.importorskip("edgedigits.glyphs")
+    pytest.importorskip("matplotlib")
+    letters = glyphs.rendered(glyphs.NOT_DIGITS, glyphs.training_fonts(), 40, seed=0)
+    marks = glyphs.scribbles(20, seed=0)
+    for crops in (letters, marks):
+        assert crops.dtype == np.uint8 and crops.shape[1:] == (28, 28) and len(crops) >= 15
+        assert (crops.reshape(len(crops), -1).max(axis=1) > 200).all()  # ink in every crop
+    again = glyphs.rendered(glyphs.NOT_DIGITS, glyphs.training_fonts(), 40, seed=0)
+    assert np.array_equal(letters, again)  # seeded
+
+
+def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path, monkeypatch):
+    gate = pytest.importorskip("edgedigits.gate")
+    monkeypatch.setenv("EDGEDIGITS_DATA", str(mnist_path))
+    assert gate.main(["--out", str(tmp_path), "--epochs", "1", "--limit", "1500"]) == 0
+    card = json.loads((tmp_path / "edgedigits_gate_int8.json").read_text())
+    assert card["limit"] == 1500 and card["examples"]["digits"] > card["examples"]["not_digits"] > 0
+    model = Model(tmp_path / contract.GATE_FILE, classes=2)  # probed in a child, as any new file
+    assert model.input.dtype == np.int8 and set(card["measured"]) == {
+        "mnist_validation", "held_out_fonts_digits", "held_out_fonts_not_digits"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgedigits_gate_int8.json", "edgedigits_gate_int8.tflite"]
