@@ -31,6 +31,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "bench_repeat": "bench_repeat",
     "bench_tflite-runtime": "firmware_harness.bench",  # python -m firmware_harness bench --json --markdown
     "camera_fps": "camera_fps",
+    "digit_gate": "digit_gate",
     "export_*": "export_int8",
     "fuzz*": "fuzz",
     "predict_speed": "predict_speed",

@@ -80,7 +80,8 @@ class _Recognizer:
         if model is None:
             path, backend, threads = self._settings
             model = self._local.model = Model(path, backend=backend, threads=threads)
-        return recognize.read(model, images.decode(body, name, max_pixels=max_pixels))
+            self._local.gate = recognize.gate_for(model)
+        return recognize.read(model, images.decode(body, name, max_pixels=max_pixels), self._local.gate)
 
 
 def create_app(model_path: Path, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,

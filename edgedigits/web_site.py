@@ -5,7 +5,9 @@ The page runs the model itself (LiteRT.js, OpenCV.js; both vendored under
 worker caches every file listed here) and can be added to a phone's home screen (the
 manifest). `model.tflite` is the browser's variant of the chosen model (`web_model`): the
 `<name>_web.tflite` that `edgedigits export` wrote beside it, or made here;
-`model.json` describes it: name, labels, input and output quantization, and its card.
+`model.json` describes it: name, labels, input and output quantization, and its card. For a
+model of the digits 0-9, `gate.tflite` is the digit gate's variant (`edgedigits/gate.py`), which
+weighs each confidence as the harness does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from edgedigits import web_model
 from firmware_harness import atomic, contract, tflite_file
 from firmware_harness.errors import UserError
-from firmware_harness.runtime import read_model_bytes
+from firmware_harness.runtime import read_model_bytes, shipped_model
 
 SKIPPED = ("__init__.py", "__pycache__")
 MARKER = ".edgedigits-web"  # in a folder `edgedigits web` wrote
@@ -50,22 +52,33 @@ def _static_files() -> dict[str, bytes]:
     return files
 
 
-def describe(model_path: Path, content: bytes, web_content: bytes) -> dict:
-    """model.json: what the page needs to read the web model, and the source model's card if it has one."""
-    web = tflite_file.parse(web_content)
-    web_in, web_out = web.tensors[web.inputs[0]], web.tensors[web.outputs[0]]
+def describe(model_path: Path, content: bytes, web_content: bytes, gate_content: bytes | None) -> dict:
+    """model.json: what the page needs to read the web model (and the digit gate's web variant, if the
+    page has one), and the source model's card if it has one."""
     card_path = model_path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else None
+    gate = {**_io(gate_content), "digit": contract.GATE_DIGIT} if gate_content else None
     return {
         "name": model_path.name,
-        "labels": contract.labels_from(web.metadata_json(contract.METADATA_NAME)),
-        "input": {"shape": list(web_in.shape), "dtype": "uint8", "scale": web_in.scales[0],
-                  "zero_point": web_in.zero_points[0]},
-        "output": {"shape": list(web_out.shape), "dtype": "uint8", "scale": web_out.scales[0],
-                   "zero_point": web_out.zero_points[0]},
+        "labels": contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME)),
+        **_io(web_content),
+        "gate": gate,
         "source_sha256": hashlib.sha256(content).hexdigest(),
         "card": card,
     }
+
+
+def _io(web_content: bytes) -> dict:
+    web = tflite_file.parse(web_content)
+    return {key: {"shape": list(t.shape), "dtype": "uint8", "scale": t.scales[0], "zero_point": t.zero_points[0]}
+            for key, t in (("input", web.tensors[web.inputs[0]]), ("output", web.tensors[web.outputs[0]]))}
+
+
+def _gate(web_content: bytes) -> bytes | None:
+    """The shipped digit gate's web variant, for a model that reads the digits 0-9 (as the harness does)."""
+    path = shipped_model(contract.GATE_FILE)
+    labels = contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME))
+    return web_model.web_variant(path.read_bytes()) if path and labels == contract.LABELS else None
 
 
 def site(model_path: Path) -> dict[str, bytes]:
@@ -73,9 +86,12 @@ def site(model_path: Path) -> dict[str, bytes]:
     content = read_model_bytes(model_path)
     beside = model_path.with_name(f"{model_path.stem}_web.tflite")  # written by `edgedigits export`
     web_content = read_model_bytes(beside) if beside.is_file() else web_model.web_variant(content)
+    gate_content = _gate(web_content)
     files = _static_files()
     files["model.tflite"] = web_content
-    files["model.json"] = json.dumps(describe(model_path, content, web_content), indent=1).encode()
+    if gate_content:
+        files["gate.tflite"] = gate_content
+    files["model.json"] = json.dumps(describe(model_path, content, web_content, gate_content), indent=1).encode()
     files["index.html"] = files["index.html"].replace(b"{{model}}", html.escape(model_path.name).encode())
     cached = sorted(name for name in files if name != "sw.js")
     version = hashlib.sha256(b"".join(hashlib.sha256(files[n]).digest() for n in cached)).hexdigest()[:16]

@@ -136,14 +136,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_camera(args: argparse.Namespace) -> int:
     import json
 
-    from firmware_harness import camera
+    from firmware_harness import camera, recognize
     from firmware_harness.runtime import Model
 
     (model_path,) = _models([args.model] if args.model else [])
     model = Model(model_path, backend=args.backend, threads=args.threads)
     settings = camera.LoopSettings(headless=args.headless, max_frames=args.max_frames, record=args.record,
                                    json_lines=args.json, smooth=args.smooth, work_size=args.work_size)
-    result = camera.run(model, args.source, settings)
+    result = camera.run(model, args.source, settings, recognize.gate_for(model))
     if args.json:
         print(json.dumps({"summary": result}))
     else:
@@ -192,7 +192,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     predict.add_argument("--jobs", type=int, default=1, help="worker processes, each with its own interpreter (a "
                          "folder of thousands of images on all cores)")
     predict.add_argument("--min-confidence", type=float, default=0.0, help="show a digit read with less confidence "
-                         "than this (0-1) as '?'")
+                         "than this (0-1) as '?': the chance that the mark is a digit at all (the shipped digit "
+                         "gate's) times the chance that it is this digit, so 0.9 turns most letters and signs into '?'")
     predict.set_defaults(func=cmd_predict)
 
     cam = sub.add_parser("camera", help="capture loop: find and read digits in live frames")

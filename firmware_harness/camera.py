@@ -64,7 +64,7 @@ class LoopSettings:
     work_size: int = 480  # long side frames are processed at: speed for a little resolution
 
 
-def run(model: Model, source: str, settings: LoopSettings) -> dict:
+def run(model: Model, source: str, settings: LoopSettings, gate: Model | None = None) -> dict:
     """Run the loop until the stream ends, --max-frames, q or Ctrl-C; return the summary.
 
     A recording is written to a temporary file and renamed when the loop ends cleanly.
@@ -95,7 +95,7 @@ def run(model: Model, source: str, settings: LoopSettings) -> dict:
                     print(f"warning: frame {len(frame_ns)}: {e}", file=sys.stderr)
                     found = []
                 t2 = clock()
-                reading = classify(model, found)
+                reading = classify(model, found, gate)
                 t3 = clock()
                 recent.append(reading.digits)
                 stable = Counter(recent).most_common(1)[0][0]

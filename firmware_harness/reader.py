@@ -27,16 +27,18 @@ class DigitReader:
     """Reads handwritten digits in images with a TFLite digit model."""
 
     def __init__(self, model: str | os.PathLike | Model | None = None, backend: str | None = None,
-                 threads: int = 1, max_pixels: int | None = None):
+                 threads: int = 1, max_pixels: int | None = None, gate: bool = True):
         """`model`: a .tflite file (default: the shipped int8 model) or a loaded `Model`; `backend`: litert,
         tflite-runtime or tensorflow (default: the first that imports); `max_pixels`: the largest image read
-        (default: 40 MP, or $EDGEDIGITS_MAX_PIXELS)."""
+        (default: 40 MP, or $EDGEDIGITS_MAX_PIXELS); `gate`: weigh each confidence by the shipped digit
+        gate's chance that the mark is a digit at all (letters and signs then read with low confidence)."""
         if not isinstance(model, Model):
             path = Path(model) if model is not None else shipped_model()
             if path is None:
                 raise UserError("no model given and no shipped model installed; pass a .tflite file")
             model = Model(path, backend=backend, threads=threads)
         self.model = model
+        self.gate = recognize.gate_for(model) if gate else None
         self.max_pixels = max_pixels or images.pixel_budget()
 
     def read(self, image: np.ndarray | str | os.PathLike) -> Reading:
@@ -44,11 +46,11 @@ class DigitReader:
         bottom): `.digits`, `.confidences`, `.boxes` ([x, y, w, h]), `.lines`, `.line_texts()`."""
         if not isinstance(image, np.ndarray):
             image = images.read(Path(image), max_pixels=self.max_pixels)
-        return recognize.read(self.model, image)
+        return recognize.read(self.model, image, self.gate)
 
     def classify(self, digits: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 10) for N digits already framed as in MNIST: (N, 28, 28) uint8, white ink on
-        black, or floats in [0, 1]."""
+        """The model's probabilities (N, 10) for N digits already framed as in MNIST: (N, 28, 28) uint8,
+        white ink on black, or floats in [0, 1] (the gate does not weigh them: these are digits)."""
         digits = np.asarray(digits)
         if digits.ndim == 2:
             digits = digits[None]

@@ -1,4 +1,5 @@
-"""Image -> digit string: find the digits, run them through the model in one batch."""
+"""Image -> digit string: find the digits, run them through the model in one batch (and through the
+digit gate, which tells digits from letters, signs and scribbles)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from firmware_harness import contract
 from firmware_harness.preprocess import Digit, find_digits
-from firmware_harness.runtime import Model
+from firmware_harness.runtime import Model, shipped_model
 
 
 @dataclass
@@ -50,22 +52,35 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def classify(model: Model, found: list[Digit]) -> Reading:
-    """Run the found digits through the model as one batch."""
+def classify(model: Model, found: list[Digit], gate: Model | None = None) -> Reading:
+    """Run the found digits through the model as one batch. With a `gate`, each confidence is the chance
+    that the mark is a digit at all (the gate's) times the chance that it is this digit (the model's)."""
     if not found:
         return Reading("", [], [], np.zeros((0, 28, 28), np.uint8))
     crops = np.stack([d.image for d in found])
     probabilities = softmax(model.predict(crops))
     best = probabilities.argmax(axis=1)
+    confidences = probabilities[np.arange(len(best)), best]
+    if gate is not None:
+        confidences = confidences * softmax(gate.predict(crops))[:, contract.GATE_DIGIT]
     return Reading(
         digits="".join(model.labels[int(d)] for d in best),
-        confidences=[float(p) for p in probabilities[np.arange(len(best)), best]],
+        confidences=[float(p) for p in confidences],
         boxes=[list(d.box) for d in found],
         crops=crops,
         lines=[d.line for d in found],
     )
 
 
-def read(model: Model, image: np.ndarray) -> Reading:
+def read(model: Model, image: np.ndarray, gate: Model | None = None) -> Reading:
     """All digits in a gray/BGR/BGRA image, in reading order."""
-    return classify(model, find_digits(image))
+    return classify(model, find_digits(image), gate)
+
+
+def gate_for(model: Model) -> Model | None:
+    """The shipped digit gate (edgedigits/gate.py made it), on the model's interpreter, for a model that
+    reads the digits 0-9; None without the edgedigits package, or for a model with other labels."""
+    path = shipped_model(contract.GATE_FILE)
+    if path is None or model.labels != contract.LABELS:
+        return None
+    return Model(path, backend=model.backend.name, threads=model.threads, probe=False, classes=len(contract.GATE_LABELS))

@@ -294,3 +294,35 @@ def test_a_model_file_name_is_text_on_the_page(tmp_path, shipped_model):
     shutil.copyfile(shipped_model.with_name(f"{shipped_model.stem}_web.tflite"), tmp_path / "odd<script>_web.tflite")
     page = web_site.site(odd)["index.html"].decode()
     assert "odd&lt;script&gt;.tflite" in page and "odd<script>" not in page
+
+
+@needs_browser
+def test_the_page_weighs_confidences_by_the_digit_gate_as_python_does(server, browser, shipped_model):
+    """Letters beside digits: the page's confidences are Python's (the gate's chance of a digit at all
+    times the model's), so the letters fall below 0.9 in the browser too."""
+    page = np.full((200, 560), 255, np.uint8)
+    cv2.putText(page, "AB 12", (30, 140), cv2.FONT_HERSHEY_TRIPLEX, 3, 0, 8, cv2.LINE_AA)
+    model = Model(shipped_model)
+    python = recognize.read(model, page, recognize.gate_for(model))
+    visit = Visit(browser, server + "/")
+    reading = visit.page.evaluate("""async url => {
+        const image = new Image(); image.src = url; await image.decode();
+        return await window.edgedigits.read(image); }""", web_page.png_url(page))
+    visit.close()
+    assert reading["digits"] == python.digits
+    assert np.allclose(reading["confidences"], python.confidences, atol=1e-4), (reading, python.confidences)
+    assert max(python.confidences[:2]) < 0.9 <= min(python.confidences[2:])
+
+
+def test_the_page_has_the_digit_gate_only_for_a_model_of_the_digits(tmp_path, shipped_model):
+    from edgedigits import tflite_edit
+    from firmware_harness import contract, tflite_file
+
+    files = web_site.site(shipped_model)
+    assert json.loads(files["model.json"])["gate"]["digit"] == contract.GATE_DIGIT and "gate.tflite" in files
+    letters = tmp_path / "letters.tflite"
+    entry = tflite_file.parse(shipped_model.read_bytes()).metadata_json(contract.METADATA_NAME)
+    letters.write_bytes(tflite_edit.with_metadata(shipped_model.read_bytes(), contract.METADATA_NAME, json.dumps(
+        {**entry, "labels": list("ABCDEFGHIJ")}).encode()))
+    files = web_site.site(letters)
+    assert json.loads(files["model.json"])["gate"] is None and "gate.tflite" not in files

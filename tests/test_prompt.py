@@ -70,6 +70,24 @@ def test_min_confidence_shows_doubtful_digits_as_question_marks(pages):
     assert run_cli("predict", str(path), "--min-confidence", "2").returncode == 2
 
 
+HELD_OUT_HERSHEY = {cv2.FONT_HERSHEY_TRIPLEX: "triplex", cv2.FONT_HERSHEY_SCRIPT_SIMPLEX: "script",
+                    cv2.FONT_HERSHEY_COMPLEX_SMALL: "complex_small"}  # edgedigits/glyphs.py keeps them from the gate
+
+
+@pytest.mark.parametrize("text", ["AB 12", "XY 34", "KE 56", "PH 78"])
+@pytest.mark.parametrize("font", list(HELD_OUT_HERSHEY), ids=list(HELD_OUT_HERSHEY.values()))
+def test_min_confidence_turns_letters_into_question_marks_and_keeps_the_digits(tmp_path, font, text):
+    page = np.full((200, 560), 255, np.uint8)
+    scale = 3.0 if font != cv2.FONT_HERSHEY_COMPLEX_SMALL else 4.0
+    cv2.putText(page, text, (30, 140), font, scale, 0, 8, cv2.LINE_AA)
+    path = tmp_path / "page.png"
+    cv2.imwrite(str(path), page)
+    plain = json.loads(run_cli("predict", str(path), "--json").stdout)
+    assert len(plain["digits"]) == 4 and plain["digits"][2:] == text[3:], plain  # every mark is read as a digit
+    answer = json.loads(run_cli("predict", str(path), "--json", "--min-confidence", "0.9").stdout)
+    assert answer["digits"] == "??" + text[3:], answer
+
+
 def test_jobs_read_a_folder_in_the_same_order_with_the_same_answers(tmp_path, test_images):
     x, _ = test_images
     for i in range(60):

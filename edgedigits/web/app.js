@@ -4,7 +4,8 @@
 //   window.edgedigits.ready    a Promise, resolved when the model is loaded and compiled
 //   window.edgedigits.read(s)  s: HTMLCanvasElement, HTMLImageElement, ImageData or HTMLVideoElement
 //                              -> Promise<{digits, confidences, boxes, lines, crops}>
-//   window.edgedigits.model    the model's description (model.json: name, labels, input, output, card)
+//   window.edgedigits.model    the model's description (model.json: name, labels, input, output, gate, card);
+//                              with a gate, each confidence is P(a digit at all) x P(this digit), as in Python
 import {loadLiteRt, loadAndCompile, Tensor} from "./vendor/litert.js";
 import {DigitFinder, MNIST_SIZE} from "./digits.js";
 
@@ -34,7 +35,8 @@ async function load() {
     loadLiteRt("vendor/litert_wasm_compat_internal.js"),
   ]);
   const compiled = await loadAndCompile("model.tflite", {accelerator: "wasm"});
-  return {description, compiled, finder: new DigitFinder(cv), loadMs: performance.now() - started};
+  const gate = description.gate ? await loadAndCompile("gate.tflite", {accelerator: "wasm"}) : null;
+  return {description, compiled, gate, finder: new DigitFinder(cv), loadMs: performance.now() - started};
 }
 
 const loaded = load();
@@ -60,13 +62,14 @@ function softmax(logits) {
   return e.map(v => v / sum);
 }
 
-// Probabilities for one 28x28 crop (white ink on black, uint8), from the uint8 web model.
-async function classify(model, crop) {
+// Probabilities for one 28x28 crop (white ink on black, uint8), from a uint8 web model and its output's
+// quantization (model.json's "output", or the gate's).
+async function classify(compiled, output, crop) {
   const input = new Tensor(crop, [1, MNIST_SIZE, MNIST_SIZE, 1]);
-  const outputs = await model.compiled.run(input);
+  const outputs = await compiled.run(input);
   input.delete();
   const raw = outputs[0].toTypedArray();
-  const {scale, zero_point: zero} = model.description.output;
+  const {scale, zero_point: zero} = output;
   const probabilities = softmax(Array.from(raw, q => scale * (q - zero)));
   outputs.forEach(t => t.delete());
   return probabilities;
@@ -81,10 +84,12 @@ async function read(source) {
     const found = model.finder.find(imageData);
     const reading = {digits: "", confidences: [], boxes: [], lines: [], crops: []};
     for (const digit of found) {
-      const p = await classify(model, digit.image);
+      const p = await classify(model.compiled, model.description.output, digit.image);
       const best = p.indexOf(Math.max(...p));
+      const gate = model.description.gate;  // the chance that the mark is a digit at all, as in the harness
+      const isDigit = model.gate ? (await classify(model.gate, gate.output, digit.image))[gate.digit] : 1;
       reading.digits += model.description.labels[best];
-      reading.confidences.push(p[best]);
+      reading.confidences.push(p[best] * isDigit);
       reading.boxes.push(factor === 1 ? digit.box : digit.box.map(v => Math.round(v / factor)));
       reading.lines.push(digit.line);
       reading.crops.push(digit.image);
