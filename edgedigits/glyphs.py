@@ -137,8 +137,8 @@ def _page_of(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def crops(pages: list[np.ndarray]) -> np.ndarray:
     """The one digit-sized mark `find_digits` finds on each page (pages where it finds other than one are skipped)."""
-    found = [find_digits(page) for page in pages]
-    return np.stack([f[0].image for f in found if len(f) == 1] or [np.zeros((28, 28), np.uint8)])
+    found = [f[0].image for f in map(find_digits, pages) if len(f) == 1]
+    return np.stack(found) if found else np.zeros((0, 28, 28), np.uint8)
 
 
 def rendered(chars: str, fonts: list[Font], n: int, seed: int) -> np.ndarray:

@@ -52,7 +52,8 @@ def _static_files() -> dict[str, bytes]:
     return files
 
 
-def describe(model_path: Path, content: bytes, web_content: bytes, gate_content: bytes | None) -> dict:
+def describe(model_path: Path, content: bytes, web_content: bytes, labels: list[str],
+             gate_content: bytes | None) -> dict:
     """model.json: what the page needs to read the web model (and the digit gate's web variant, if the
     page has one), and the source model's card if it has one."""
     card_path = model_path.with_suffix(".json")
@@ -60,7 +61,7 @@ def describe(model_path: Path, content: bytes, web_content: bytes, gate_content:
     gate = {**_io(gate_content), "digit": contract.GATE_DIGIT} if gate_content else None
     return {
         "name": model_path.name,
-        "labels": contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME)),
+        "labels": labels,
         **_io(web_content),
         "gate": gate,
         "source_sha256": hashlib.sha256(content).hexdigest(),
@@ -74,10 +75,9 @@ def _io(web_content: bytes) -> dict:
             for key, t in (("input", web.tensors[web.inputs[0]]), ("output", web.tensors[web.outputs[0]]))}
 
 
-def _gate(web_content: bytes) -> bytes | None:
+def _gate(labels: list[str]) -> bytes | None:
     """The shipped digit gate's web variant, for a model that reads the digits 0-9 (as the harness does)."""
     path = shipped_model(contract.GATE_FILE)
-    labels = contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME))
     return web_model.web_variant(path.read_bytes()) if path and labels == contract.LABELS else None
 
 
@@ -86,12 +86,14 @@ def site(model_path: Path) -> dict[str, bytes]:
     content = read_model_bytes(model_path)
     beside = model_path.with_name(f"{model_path.stem}_web.tflite")  # written by `edgedigits export`
     web_content = read_model_bytes(beside) if beside.is_file() else web_model.web_variant(content)
-    gate_content = _gate(web_content)
+    labels = contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME))
+    gate_content = _gate(labels)
     files = _static_files()
     files["model.tflite"] = web_content
     if gate_content:
         files["gate.tflite"] = gate_content
-    files["model.json"] = json.dumps(describe(model_path, content, web_content, gate_content), indent=1).encode()
+    files["model.json"] = json.dumps(describe(model_path, content, web_content, labels, gate_content),
+                                     indent=1).encode()
     files["index.html"] = files["index.html"].replace(b"{{model}}", html.escape(model_path.name).encode())
     cached = sorted(name for name in files if name != "sw.js")
     version = hashlib.sha256(b"".join(hashlib.sha256(files[n]).digest() for n in cached)).hexdigest()[:16]
