@@ -1,7 +1,7 @@
 """`edgedigits bundle`: a folder to copy to a Raspberry Pi and benchmark there, no TensorFlow.
 
 Holds the models (with their cards), the MNIST test set compressed, the firmware_harness
-package, requirements for Raspberry Pi OS (64-bit: LiteRT; 32-bit: tflite-runtime) and
+package and the digit gate, requirements for Raspberry Pi OS (64-bit: LiteRT; 32-bit: tflite-runtime) and
 `run.sh`, which makes a virtual environment, installs them and runs the bench, and a README
 that says how to run `predict` and `camera` there. A marker file lists what the bundle wrote, so
 that a second bundle into the folder replaces exactly those files and no others.
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 import firmware_harness
-from firmware_harness import atomic, mnist
+from firmware_harness import atomic, contract, mnist
 from firmware_harness.errors import UserError
+from firmware_harness.runtime import shipped_model
 
 # The extras `litert` and `tflite-system` of pyproject.toml. Wheels on PyPI: ai-edge-litert 2.3 (manylinux_2_27
 # aarch64, Python 3.10-3.13) and tflite-runtime 2.14 (manylinux_2_34 armv7l, Python 3.11 on Raspberry Pi OS
@@ -73,6 +74,9 @@ After the first run, `.venv` has the harness's runtime, so the other device comm
     .venv/bin/python -m firmware_harness camera --source 0 --model models/{model} --headless
     .venv/bin/python -m firmware_harness camera --source picamera --model models/{model}
 
+`predict` and `camera` weigh each confidence by the digit gate in gate/ (is the mark a digit at all?),
+so that `predict --min-confidence 0.9` shows letters and signs as '?'.
+
 Results are in results/bench.json and results/bench.md. `{marker}` lists the files the bundle
 wrote; `edgedigits bundle` replaces only those when run into this folder again.
 """
@@ -100,6 +104,9 @@ def build(out_dir: Path, models: list[Path], data: Path | None = None) -> Path:
     files["data/mnist_test.npz"] = buffer.getvalue()
     for path in sorted(Path(firmware_harness.__file__).parent.glob("*.py")):
         files[f"firmware_harness/{path.name}"] = path.read_bytes()
+    gate = shipped_model(contract.GATE_FILE)
+    for path in (gate, gate.with_suffix(".json")) if gate else ():  # recognize.BUNDLED_GATE
+        files[f"gate/{path.name}"] = path.read_bytes()
     for name, text in REQUIREMENTS.items():
         files[name] = text.encode()
     files["run.sh"] = RUN_SH.encode()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 
 from conftest import assert_one_line_error, run_cli
@@ -42,6 +43,18 @@ def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
                               "import firmware_harness; print(firmware_harness.__file__)"],
                              capture_output=True, text=True, cwd=out, env=env)
     assert located.stdout.strip().startswith(str(out)), "the bundle must run its own copy of the harness"
+
+    # The device has no edgedigits package: the bundle's predict weighs confidences by the gate in gate/.
+    blocker = tmp_path / "no_edgedigits"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['edgedigits'] = None\n")
+    page = np.full((200, 560), 255, np.uint8)
+    cv2.putText(page, "AB 12", (30, 140), cv2.FONT_HERSHEY_TRIPLEX, 3, 0, 8, cv2.LINE_AA)
+    cv2.imwrite(str(tmp_path / "page.png"), page)
+    read = subprocess.run([str(python), "-m", "firmware_harness", "predict", str(tmp_path / "page.png"), "--model",
+                           f"models/{shipped_model.name}", "--min-confidence", "0.9"], capture_output=True, text=True,
+                          cwd=out, env={**env, "PYTHONPATH": str(blocker)}, timeout=120)
+    assert read.returncode == 0 and read.stdout.startswith(f"{tmp_path / 'page.png'}: ??12  ("), read.stdout + read.stderr
 
 
 def test_bundle_missing_model(tmp_path, mnist_path):
