@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness import mnist, runtime
+from firmware_harness import contract, mnist, runtime
 from firmware_harness.device import opencv_version, package_version
 from firmware_harness.errors import NO_OPENCV, UserError
 
@@ -96,17 +96,22 @@ def check_data() -> Line:
                                f"{len(data.x_test):,} test images)")
 
 
+def _test_digits() -> np.ndarray | None:
+    """The MNIST test split, if MNIST is here."""
+    where = mnist.locate(None)
+    return None if where is None else mnist.load(where, splits=("test",))
+
+
 def check_model(path: Path | None) -> Line:
     if path is None:
         return Line("fail", "shipped model", "missing from this install; reinstall edgedigits")
     try:
         model = runtime.Model(path)
-        where = mnist.locate(None)
-        if where is None:
+        test = _test_digits()
+        if test is None:
             model.predict(np.zeros((2, 28, 28), np.uint8))
             return Line("ok", "shipped model", f"{path.name} loads and runs ({model.backend.name}); "
                                                "no MNIST here for an accuracy check")
-        test = mnist.load(where, splits=("test",))
         accuracy = float(np.mean(np.argmax(model.predict(test.x_test[:CHECK_IMAGES]), 1) == test.y_test[:CHECK_IMAGES]))
     except UserError as e:
         return Line("fail", "shipped model", str(e))
@@ -116,6 +121,26 @@ def check_model(path: Path | None) -> Line:
                                          f"({model.backend.name}){advice}")
 
 
+def check_gate() -> Line:
+    """The digit gate, which weighs confidences so that `--min-confidence` doubts letters and signs."""
+    path = runtime.shipped_model(contract.GATE_FILE)
+    if path is None:
+        return Line("warn", "digit gate", "missing from this install: confidences are the model's alone; "
+                                          "reinstall edgedigits")
+    try:
+        gate = runtime.Model(path, probe=False, classes=len(contract.GATE_LABELS))
+        test = _test_digits()
+        x = np.zeros((2, 28, 28), np.uint8) if test is None else test.x_test[:CHECK_IMAGES]
+        called = float(np.mean(np.argmax(gate.predict(x), 1) == contract.GATE_DIGIT))
+    except UserError as e:
+        return Line("fail", "digit gate", str(e))
+    if test is None:
+        return Line("ok", "digit gate", f"{path.name} loads and runs; no MNIST here to check it")
+    status = "ok" if called >= 0.95 else "fail"
+    advice = "" if status == "ok" else "; the file is damaged or the runtime is broken: reinstall edgedigits"
+    return Line(status, "digit gate", f"{path.name}: {called:.0%} of {CHECK_IMAGES} test digits called digits{advice}")
+
+
 def run(model: Path | None, camera_index: int = 0) -> list[Line]:
     return [check_python(), *check_packages(), *check_backends(), check_camera(camera_index), check_data(),
-            check_model(model)]
+            check_model(model), check_gate()]

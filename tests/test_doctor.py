@@ -50,6 +50,8 @@ def test_doctor_matches_this_environment(mnist_path):
     assert lines["mnist"][0] == "OK" and str(mnist_path) in lines["mnist"][1]
     status, detail = lines["shipped model"]
     assert status == "OK" and "of 100 test digits right" in detail
+    status, detail = lines["digit gate"]
+    assert status == "OK" and "of 100 test digits called digits" in detail, detail
     assert "Traceback" not in result.stderr and "oneDNN" not in result.stderr
 
 
@@ -58,6 +60,7 @@ def test_doctor_without_data_says_what_to_set(tmp_path):
     lines = _lines(result)
     assert lines["mnist"][0] == "WARN" and "EDGEDIGITS_DATA" in lines["mnist"][1]
     assert lines["shipped model"][0] == "OK" and "loads and runs" in lines["shipped model"][1]
+    assert lines["digit gate"][0] == "OK" and "loads and runs" in lines["digit gate"][1]
 
 
 def test_doctor_reports_a_damaged_data_file(tmp_path):
