@@ -26,7 +26,7 @@ from firmware_harness import contract
 from firmware_harness.device import machine_info
 from firmware_harness.preprocess import find_digits
 from firmware_harness.recognize import softmax
-from firmware_harness.runtime import Model, shipped_model
+from firmware_harness.runtime import KERNELS, Model, shipped_model
 
 SEED = 1000  # not the gate's own measuring seeds (11, 12)
 
@@ -45,8 +45,10 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--n", type=int, default=3000, help="printed glyphs of each kind")
     args = parser.parse_args()
-    digit_model = Model(shipped_model())
-    gate_model = Model(shipped_model(contract.GATE_FILE), probe=False, classes=len(contract.GATE_LABELS))
+    pairs = {kernels: (Model(shipped_model(), kernels=kernels),
+                       Model(shipped_model(contract.GATE_FILE), probe=False, classes=len(contract.GATE_LABELS),
+                             kernels=kernels)) for kernels in KERNELS}
+    digit_model, gate_model = pairs["xnnpack"]
     fonts = gate.held_out_fonts()
     splits = data.load_splits()
     uci_x, uci_y = uci_crops()
@@ -68,6 +70,9 @@ def main() -> int:
             right = probabilities.argmax(axis=1) == truth
             row["accuracy_kept_alone"] = round(float(right[alone >= args.threshold].mean()), 4)
             row["accuracy_kept_with_gate"] = round(float(right[weighed >= args.threshold].mean()), 4)
+        row["with_gate_by_kernels"] = {  # the same share on each kernel family of this machine's runtime
+            kernels: round(float(np.mean(softmax(d.predict(x)).max(axis=1) * softmax(g.predict(x))[:, contract.GATE_DIGIT]
+                                         >= args.threshold)), 4) for kernels, (d, g) in pairs.items()}
         rows.append(row)
         print(row, flush=True)
     timing = {name: round(float(np.median(m.time_single(splits.x_val, warmup=200, runs=3000)[0])) / 1000, 2)
@@ -81,14 +86,17 @@ def main() -> int:
 def markdown(result: dict) -> str:
     t = result["threshold"]
     lines = [f"`python benchmarks/digit_gate.py`: the share of each set read with a confidence of at least {t}, "
-             f"by the shipped digit model alone and weighed by the shipped digit gate; on {result['device']['cpu']}.",
-             "", "| set | n | alone | with the gate | accuracy of those kept, alone | with the gate |",
-             "|---|---:|---:|---:|---:|---:|"]
+             f"by the shipped digit model alone and weighed by the shipped digit gate (XNNPACK, and LiteRT's "
+             f"builtin and reference kernels); on {result['device']['cpu']}.",
+             "", "| set | n | alone | with the gate | with the gate, builtin / reference kernels "
+             "| accuracy of those kept, alone | with the gate |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         accuracy = (f"{r['accuracy_kept_alone']:.2%} | {r['accuracy_kept_with_gate']:.2%}"
                     if "accuracy_kept_alone" in r else "- | -")
+        others = " / ".join(f"{r['with_gate_by_kernels'][k]:.2%}" for k in ("builtin", "reference"))
         lines.append(f"| {r['set']} | {r['n']:,} | {r['at_threshold_alone']:.2%} | {r['at_threshold_with_gate']:.2%} "
-                     f"| {accuracy} |")
+                     f"| {others} | {accuracy} |")
     timing = result["invoke_p50_us"]
     lines += ["", "For letters and signs, lower is better: they are what `--min-confidence` should turn into '?'. "
               "For digits, higher is better.",

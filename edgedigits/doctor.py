@@ -96,7 +96,7 @@ def check_data() -> Line:
                                f"{len(data.x_test):,} test images)")
 
 
-def _test_digits() -> np.ndarray | None:
+def _test_digits() -> mnist.DigitData | None:
     """The MNIST test split, if MNIST is here."""
     where = mnist.locate(None)
     return None if where is None else mnist.load(where, splits=("test",))
