@@ -15,7 +15,7 @@ import typer
 
 from edgedigits import DEFAULT_MODEL
 from edgedigits import formats as formats_mod
-from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams
+from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams, raise_interrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -86,10 +86,6 @@ def models() -> None:
     for row in sorted(rows, key=lambda r: r["name"]):
         default = "  (default: the shipped model's architecture)" if row["name"] == DEFAULT_MODEL else ""
         typer.echo(f"{row['name']:14s} {row['params']:>10,} params {row['macs']:>12,} MACs{default}")
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted()
 
 
 @app.command()
@@ -331,7 +327,7 @@ def main() -> None:
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
-    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGINT, raise_interrupted)
     try:
         app(prog_name="edgedigits")
     except (UserError, WorkError) as e:

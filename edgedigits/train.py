@@ -23,7 +23,7 @@ import numpy as np
 from edgedigits import DEFAULT_MODEL, cards, data, models
 from edgedigits.tf_stack import keras, seed_everything, tf
 from firmware_harness import atomic, progress
-from firmware_harness.errors import Interrupted, UserError
+from firmware_harness.errors import Interrupted, UserError, check_interrupted
 
 SCHEDULES = ("cosine", "plateau")
 
@@ -160,6 +160,7 @@ class _EpochProgress(keras.callbacks.Callback):
         self.bar.advance(done)  # drawn at once: an epoch can take minutes
 
     def on_epoch_end(self, epoch, logs=None):
+        check_interrupted()  # a Ctrl-C whose exception a finalizer dropped stops training here
         logs = logs or {}
         self.bar.note = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy"))
         self.bar.advance()

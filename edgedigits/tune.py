@@ -26,7 +26,7 @@ import numpy as np
 
 from edgedigits import data
 from firmware_harness import atomic
-from firmware_harness.errors import UserError
+from firmware_harness.errors import UserError, check_interrupted
 
 FILTERS = (8, 12, 16, 24, 32, 48)
 WIDTHS = (0.75, 1.0, 1.25)
@@ -234,6 +234,7 @@ class Search:
         started = time.perf_counter()
 
         def objective(trial) -> float:
+            check_interrupted()  # a Ctrl-C whose exception a finalizer dropped stops the search here
             point = sample(trial)
             twin = _same_trial(study, trial)
             if twin is not None:  # TPE proposes a model again: its answer is known, train nothing
@@ -279,6 +280,7 @@ class Search:
         for trial in ranked[:self.budget.promote]:
             if trial.number in promoted:
                 continue
+            check_interrupted()
             _say(f"promoting trial {trial.number} ({trial.user_attrs['blocks']}) through prune -> QAT -> int8")
             plan = self.plan(trial, name=f"trial{trial.number}_int8")
             on_validation = replace(splits, x_test=splits.x_val, y_test=splits.y_val)  # never the test set

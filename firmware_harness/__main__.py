@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from firmware_harness import atomic, mnist, sources
-from firmware_harness.errors import NO_OPENCV, Interrupted, UserError, WorkError, printable_streams
+from firmware_harness.errors import NO_OPENCV, Interrupted, UserError, WorkError, printable_streams, raise_interrupted
 from firmware_harness.runtime import BACKENDS, KERNELS, shipped_model
 
 
@@ -227,16 +227,12 @@ def _positive(args: argparse.Namespace) -> None:
         raise UserError("--warmup must be 0 or more")
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted()
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness") -> int:
     """Run one harness command; errors are one line on stderr with exit code 2 (input) or 1 (work)."""
     printable_streams()
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGINT, raise_interrupted)
     try:
         _positive(args)
         return args.func(args)

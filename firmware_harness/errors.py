@@ -27,6 +27,24 @@ class Interrupted(BaseException):
     exit_code = 130
 
 
+_interrupt_requested = False
+
+
+def raise_interrupted(signum, frame) -> None:
+    """The CLIs' SIGINT handler: raise Interrupted, and remember that it came. Python runs a handler
+    wherever the main thread is when the signal lands, and one raised inside a finalizer (TensorFlow
+    runs many) is printed and dropped; long loops call `check_interrupted` between steps for that case."""
+    global _interrupt_requested
+    _interrupt_requested = True
+    raise Interrupted()
+
+
+def check_interrupted() -> None:
+    """Raise Interrupted if a Ctrl-C came and its exception was lost."""
+    if _interrupt_requested:
+        raise Interrupted()
+
+
 def printable_streams() -> None:
     """Print what cannot be encoded (a file name that is not UTF-8) with backslash escapes instead of failing."""
     import sys

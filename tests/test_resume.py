@@ -97,3 +97,20 @@ def test_a_killed_writer_leaves_no_file_under_the_final_name(tmp_path):
     writer.wait()
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir()][0].startswith(".model.")  # only the hidden temporary file
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_dropped_in_a_finalizer_still_stops_at_the_next_check(monkeypatch):
+    """Python runs a signal handler wherever the main thread is; raised inside a finalizer, its exception is
+    printed and dropped. The handler also remembers the Ctrl-C, and epoch and trial boundaries check it."""
+    from firmware_harness import errors
+
+    monkeypatch.setattr(errors, "_interrupt_requested", False)
+
+    class Finalized:
+        def __del__(self):
+            errors.raise_interrupted(signal.SIGINT, None)
+
+    Finalized()  # collected at once: the Interrupted raised in __del__ goes nowhere (Python drops it)
+    with pytest.raises(errors.Interrupted):
+        errors.check_interrupted()
