@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import cards, data, export, glyphs, models, tflite_edit
+from edgedigits import cards, data, export, glyphs, models, tflite_edit, web_model
 from firmware_harness import atomic, contract
+from firmware_harness.device import opencv_version, package_version
 from firmware_harness.errors import UserError
 from firmware_harness.recognize import softmax
 from firmware_harness.runtime import Model
@@ -83,8 +84,8 @@ def measure(gate: Model, splits: data.Splits, seed: int) -> dict:
 
 
 def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Path]:
-    """Train, convert to int8, measure and write the gate and its card into `out` (`limit`: only the
-    first N training images, for smoke runs)."""
+    """Train, convert to int8, measure and write the gate, its card and its browser variant (for the page,
+    which a device-only install cannot make) into `out` (`limit`: only the first N training images)."""
     splits = data.load_splits(limit=limit)
     print(f"[gate] drawing the examples (seed {seed})", flush=True)
     x, y = examples(splits, seed)
@@ -99,11 +100,13 @@ def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Pa
             "epochs": epochs, "seed": seed, "limit": limit, "examples": {"digits": int((y == contract.GATE_DIGIT).sum()),
                                                         "not_digits": int((y != contract.GATE_DIGIT).sum())},
             "training_fonts": [f.name for f in glyphs.training_fonts()],
+            "fonts_from": {"matplotlib": package_version("matplotlib"), "opencv": opencv_version()},
             "held_out_fonts": [f.name for f in held_out_fonts()],
             "measured_on": f"{platform.machine()} {gate.backend.name} xnnpack",
             "measured": measured, **export.describe(content), **cards.provenance()}
     path = out / contract.GATE_FILE
-    written = [atomic.write_bytes(path, content), atomic.write_json(path.with_suffix(".json"), card)]
+    written = [atomic.write_bytes(path, content), atomic.write_json(path.with_suffix(".json"), card),
+               atomic.write_bytes(path.with_name(f"{path.stem}_web.tflite"), web_model.web_variant(content))]
     for name, m in measured.items():
         print(f"[gate] {name}: {m['called_digit']:.2%} of {m['n']:,} called digits", flush=True)
     return written

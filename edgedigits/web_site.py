@@ -75,17 +75,23 @@ def _io(web_content: bytes) -> dict:
             for key, t in (("input", web.tensors[web.inputs[0]]), ("output", web.tensors[web.outputs[0]]))}
 
 
+def _web_content(model_path: Path) -> bytes:
+    """The browser variant of a model: the `<name>_web.tflite` beside it (`edgedigits export` and
+    `edgedigits.gate` write one), or made here (which needs the TFLite schema: LiteRT or TensorFlow)."""
+    beside = model_path.with_name(f"{model_path.stem}_web.tflite")
+    return read_model_bytes(beside) if beside.is_file() else web_model.web_variant(read_model_bytes(model_path))
+
+
 def _gate(labels: list[str]) -> bytes | None:
     """The shipped digit gate's web variant, for a model that reads the digits 0-9 (as the harness does)."""
     path = shipped_model(contract.GATE_FILE)
-    return web_model.web_variant(path.read_bytes()) if path and labels == contract.LABELS else None
+    return _web_content(path) if path and labels == contract.LABELS else None
 
 
 def site(model_path: Path) -> dict[str, bytes]:
     """Every file of the page for `model_path` (relative path -> bytes)."""
     content = read_model_bytes(model_path)
-    beside = model_path.with_name(f"{model_path.stem}_web.tflite")  # written by `edgedigits export`
-    web_content = read_model_bytes(beside) if beside.is_file() else web_model.web_variant(content)
+    web_content = _web_content(model_path)
     labels = contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME))
     gate_content = _gate(labels)
     files = _static_files()

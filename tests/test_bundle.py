@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 
-from conftest import assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 
 
 def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
@@ -48,13 +47,11 @@ def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
     blocker = tmp_path / "no_edgedigits"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['edgedigits'] = None\n")
-    page = np.full((200, 560), 255, np.uint8)
-    cv2.putText(page, "AB 12", (30, 140), cv2.FONT_HERSHEY_TRIPLEX, 3, 0, 8, cv2.LINE_AA)
-    cv2.imwrite(str(tmp_path / "page.png"), page)
-    read = subprocess.run([str(python), "-m", "firmware_harness", "predict", str(tmp_path / "page.png"), "--model",
+    page = REPO / "tests" / "data" / "letters" / "triplex_AB_12.png"
+    read = subprocess.run([str(python), "-m", "firmware_harness", "predict", str(page), "--model",
                            f"models/{shipped_model.name}", "--min-confidence", "0.9"], capture_output=True, text=True,
                           cwd=out, env={**env, "PYTHONPATH": str(blocker)}, timeout=120)
-    assert read.returncode == 0 and read.stdout.startswith(f"{tmp_path / 'page.png'}: ??12  ("), read.stdout + read.stderr
+    assert read.returncode == 0 and read.stdout.startswith(f"{page}: ??12  ("), read.stdout + read.stderr
 
 
 def test_bundle_missing_model(tmp_path, mnist_path):

@@ -43,4 +43,14 @@ def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path,
     model = Model(tmp_path / contract.GATE_FILE, classes=2)  # probed in a child, as any new file
     assert model.input.dtype == np.int8 and set(card["measured"]) == {
         "mnist_validation", "held_out_fonts_digits", "held_out_fonts_not_digits"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["edgedigits_gate_int8.json", "edgedigits_gate_int8.tflite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "edgedigits_gate_int8.json", "edgedigits_gate_int8.tflite", "edgedigits_gate_int8_web.tflite"]
+
+
+def test_the_shipped_gates_browser_variant_is_made_from_it():
+    """The page takes the gate's `_web.tflite` as shipped (a device-only install cannot make one)."""
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
+    from edgedigits import web_model
+
+    path = shipped_model(contract.GATE_FILE)
+    assert path.with_name(f"{path.stem}_web.tflite").read_bytes() == web_model.web_variant(path.read_bytes())

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 COMMANDS = ["train", "models", "export", "evaluate", "bench", "mcu", "predict", "camera", "bundle", "doctor", "serve"]
 
@@ -70,22 +70,19 @@ def test_min_confidence_shows_doubtful_digits_as_question_marks(pages):
     assert run_cli("predict", str(path), "--min-confidence", "2").returncode == 2
 
 
-HELD_OUT_HERSHEY = {cv2.FONT_HERSHEY_TRIPLEX: "triplex", cv2.FONT_HERSHEY_SCRIPT_SIMPLEX: "script",
-                    cv2.FONT_HERSHEY_COMPLEX_SMALL: "complex_small"}  # edgedigits/glyphs.py keeps them from the gate
+LETTER_PAGES = sorted((REPO / "tests" / "data" / "letters").glob("*.png"))
 
 
-@pytest.mark.parametrize("text", ["AB 12", "XY 34", "KE 56", "PH 78"])
-@pytest.mark.parametrize("font", list(HELD_OUT_HERSHEY), ids=list(HELD_OUT_HERSHEY.values()))
-def test_min_confidence_turns_letters_into_question_marks_and_keeps_the_digits(tmp_path, font, text):
-    page = np.full((200, 560), 255, np.uint8)
-    scale = 3.0 if font != cv2.FONT_HERSHEY_COMPLEX_SMALL else 4.0
-    cv2.putText(page, text, (30, 140), font, scale, 0, 8, cv2.LINE_AA)
-    path = tmp_path / "page.png"
-    cv2.imwrite(str(path), page)
+@pytest.mark.parametrize("path", LETTER_PAGES, ids=[p.stem for p in LETTER_PAGES])
+def test_min_confidence_turns_letters_into_question_marks_and_keeps_the_digits(path):
+    """Two letters and two digits, drawn by OpenCV 5's putText in the Hershey fonts the gate never saw
+    (triplex, script, complex-small: edgedigits/glyphs.py keeps them out; the name says the text).
+    Files, not drawn here: other OpenCV versions draw the fonts differently."""
+    digits = path.stem.split("_")[-1]
     plain = json.loads(run_cli("predict", str(path), "--json").stdout)
-    assert len(plain["digits"]) == 4 and plain["digits"][2:] == text[3:], plain  # every mark is read as a digit
+    assert len(plain["digits"]) == 4 and plain["digits"][2:] == digits, plain  # every mark is read as a digit
     answer = json.loads(run_cli("predict", str(path), "--json", "--min-confidence", "0.9").stdout)
-    assert answer["digits"] == "??" + text[3:], answer
+    assert answer["digits"] == "??" + digits, answer
 
 
 def test_jobs_read_a_folder_in_the_same_order_with_the_same_answers(tmp_path, test_images):
