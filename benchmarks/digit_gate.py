@@ -26,7 +26,7 @@ from firmware_harness import contract
 from firmware_harness.device import machine_info
 from firmware_harness.preprocess import find_digits
 from firmware_harness.recognize import softmax
-from firmware_harness.runtime import KERNELS, Model, shipped_model
+from firmware_harness.runtime import KERNELS, Model, load_gate, shipped_model
 
 SEED = 1000  # not the gate's own measuring seeds (11, 12)
 
@@ -45,9 +45,7 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--n", type=int, default=3000, help="printed glyphs of each kind")
     args = parser.parse_args()
-    pairs = {kernels: (Model(shipped_model(), kernels=kernels),
-                       Model(shipped_model(contract.GATE_FILE), probe=False, classes=len(contract.GATE_LABELS),
-                             kernels=kernels)) for kernels in KERNELS}
+    pairs = {kernels: (Model(shipped_model(), kernels=kernels), load_gate(kernels=kernels)) for kernels in KERNELS}
     digit_model, gate_model = pairs["xnnpack"]
     fonts = gate.held_out_fonts()
     splits = data.load_splits()

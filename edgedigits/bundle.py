@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 import firmware_harness
-from firmware_harness import atomic, contract, mnist
+from firmware_harness import atomic, mnist, runtime
 from firmware_harness.errors import UserError
-from firmware_harness.runtime import shipped_model
 
 # The extras `litert` and `tflite-system` of pyproject.toml. Wheels on PyPI: ai-edge-litert 2.3 (manylinux_2_27
 # aarch64, Python 3.10-3.13) and tflite-runtime 2.14 (manylinux_2_34 armv7l, Python 3.11 on Raspberry Pi OS
@@ -104,8 +103,8 @@ def build(out_dir: Path, models: list[Path], data: Path | None = None) -> Path:
     files["data/mnist_test.npz"] = buffer.getvalue()
     for path in sorted(Path(firmware_harness.__file__).parent.glob("*.py")):
         files[f"firmware_harness/{path.name}"] = path.read_bytes()
-    gate = shipped_model(contract.GATE_FILE)
-    for path in (gate, gate.with_suffix(".json")) if gate else ():  # recognize.BUNDLED_GATE
+    gate = runtime.gate_path()
+    for path in (gate, gate.with_suffix(".json")) if gate else ():  # runtime.BUNDLED_GATE
         files[f"gate/{path.name}"] = path.read_bytes()
     for name, text in REQUIREMENTS.items():
         files[name] = text.encode()

@@ -16,6 +16,7 @@ from firmware_harness.errors import NO_OPENCV, UserError
 
 TRAIN_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "matplotlib")
 CHECK_IMAGES = 100
+DAMAGED = "; the file is damaged or the runtime is broken: reinstall edgedigits"  # a shipped file reads MNIST badly
 
 
 @dataclass
@@ -116,19 +117,19 @@ def check_model(path: Path | None) -> Line:
     except UserError as e:
         return Line("fail", "shipped model", str(e))
     status = "ok" if accuracy >= 0.95 else "fail"
-    advice = "" if status == "ok" else "; the file is damaged or the runtime is broken: reinstall edgedigits"
+    advice = "" if status == "ok" else DAMAGED
     return Line(status, "shipped model", f"{path.name}: {accuracy:.0%} of {CHECK_IMAGES} test digits right "
                                          f"({model.backend.name}){advice}")
 
 
 def check_gate() -> Line:
     """The digit gate, which weighs confidences so that `--min-confidence` doubts letters and signs."""
-    path = runtime.shipped_model(contract.GATE_FILE)
+    path = runtime.gate_path()
     if path is None:
         return Line("warn", "digit gate", "missing from this install: confidences are the model's alone; "
                                           "reinstall edgedigits")
     try:
-        gate = runtime.Model(path, probe=False, classes=len(contract.GATE_LABELS))
+        gate = runtime.load_gate()
         test = _test_digits()
         x = np.zeros((2, 28, 28), np.uint8) if test is None else test.x_test[:CHECK_IMAGES]
         called = float(np.mean(np.argmax(gate.predict(x), 1) == contract.GATE_DIGIT))
@@ -137,7 +138,7 @@ def check_gate() -> Line:
     if test is None:
         return Line("ok", "digit gate", f"{path.name} loads and runs; no MNIST here to check it")
     status = "ok" if called >= 0.95 else "fail"
-    advice = "" if status == "ok" else "; the file is damaged or the runtime is broken: reinstall edgedigits"
+    advice = "" if status == "ok" else DAMAGED
     return Line(status, "digit gate", f"{path.name}: {called:.0%} of {CHECK_IMAGES} test digits called digits{advice}")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from edgedigits import web_model
 from firmware_harness import atomic, contract, tflite_file
 from firmware_harness.errors import UserError
-from firmware_harness.runtime import read_model_bytes, shipped_model
+from firmware_harness.runtime import gate_path, read_model_bytes
 
 SKIPPED = ("__init__.py", "__pycache__")
 MARKER = ".edgedigits-web"  # in a folder `edgedigits web` wrote
@@ -84,7 +84,7 @@ def _web_content(model_path: Path) -> bytes:
 
 def _gate(labels: list[str]) -> bytes | None:
     """The shipped digit gate's web variant, for a model that reads the digits 0-9 (as the harness does)."""
-    path = shipped_model(contract.GATE_FILE)
+    path = gate_path()
     return _web_content(path) if path and labels == contract.LABELS else None
 
 

@@ -4,15 +4,12 @@ digit gate, which tells digits from letters, signs and scribbles)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from firmware_harness import contract
 from firmware_harness.preprocess import Digit, find_digits
-from firmware_harness.runtime import Model, shipped_model
-
-BUNDLED_GATE = Path(__file__).resolve().parent.parent / "gate" / contract.GATE_FILE  # where `edgedigits bundle` puts it
+from firmware_harness.runtime import Model, load_gate
 
 
 @dataclass
@@ -81,9 +78,6 @@ def read(model: Model, image: np.ndarray, gate: Model | None = None) -> Reading:
 
 
 def gate_for(model: Model) -> Model | None:
-    """The shipped digit gate (edgedigits/gate.py made it; in a bundle, its copy in gate/), on the model's
-    interpreter, for a model that reads the digits 0-9; None if there is neither, or for other labels."""
-    path = shipped_model(contract.GATE_FILE) or (BUNDLED_GATE if BUNDLED_GATE.is_file() else None)
-    if path is None or model.labels != contract.LABELS:
-        return None
-    return Model(path, backend=model.backend.name, threads=model.threads, probe=False, classes=len(contract.GATE_LABELS))
+    """The digit gate on the model's interpreter, for a model that reads the digits 0-9; None for other
+    labels (or without a gate)."""
+    return load_gate(model.backend.name, model.threads, model.kernels) if model.labels == contract.LABELS else None

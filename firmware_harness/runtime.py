@@ -40,6 +40,7 @@ KERNELS = {
     "reference": "BUILTIN_REF",  # TFLite's reference kernels: plain loops, the closest to TFLite Micro
 }
 MAX_MODEL_BYTES = 256 << 20
+BUNDLED_GATE = Path(__file__).resolve().parent.parent / "gate" / contract.GATE_FILE  # where `edgedigits bundle` puts it
 BATCH = 1024  # images per invoke when predicting many
 # A model is first loaded and run in a child process with a memory limit: the file declares
 # its tensors' shapes, but the interpreter computes them at allocation (a RESIZE to 10000x10000
@@ -276,6 +277,19 @@ def shipped_model(file: str = "edgedigits_int8.tflite") -> Path | None:
     return path if path.is_file() else None
 
 
+def gate_path() -> Path | None:
+    """The digit gate edgedigits/gate.py made: the one shipped in the edgedigits package, else a bundle's
+    copy in gate/ beside this harness; None if there is neither."""
+    return shipped_model(contract.GATE_FILE) or (BUNDLED_GATE if BUNDLED_GATE.is_file() else None)
+
+
+def load_gate(backend: str | None = None, threads: int | None = None, kernels: str = "xnnpack") -> Model | None:
+    """The digit gate on an interpreter (our own file: no trial run in a child), or None without one."""
+    path = gate_path()
+    return None if path is None else Model(path, backend=backend, threads=threads, kernels=kernels, probe=False,
+                                           classes=len(contract.GATE_LABELS))
+
+
 @cache
 def _shipped_sha256() -> str | None:
     model = shipped_model()
@@ -337,7 +351,7 @@ def _spec(details: dict) -> TensorSpec:
     return TensorSpec(tuple(int(d) for d in details["shape"]), details["dtype"], float(scale), int(zero_point))
 
 
-def _check_digit_model(info: tflite_file.TFLiteModel, label: str, classes: int = contract.NUM_CLASSES) -> None:
+def _check_digit_model(info: tflite_file.TFLiteModel, label: str, classes: int) -> None:
     """Refuse a model that does not take one 28x28 image and give `classes` scores."""
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise UserError(f"{label}: expected one input and one output, found {len(info.inputs)} and {len(info.outputs)}")
