@@ -78,7 +78,7 @@ def write_inputs(folder: Path, data: Path) -> None:
     """Photo-like scenes of MNIST test digits (seeded) as PNG files, and a video showing each for 3 frames."""
     import cv2
 
-    from edgedigits import scenes
+    from edgedigits.training import scenes
     from firmware_harness import mnist
 
     test = mnist.load(data, splits=("test",))

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgedigits import scenes
+from edgedigits.training import scenes
 from firmware_harness import mnist
 from firmware_harness.runtime import shipped_model
 from firmware_harness.device import machine_info

@@ -21,7 +21,8 @@ import numpy as np
 from record import record
 from uci_digits import draw
 
-from edgedigits import data, gate, glyphs
+from edgedigits.training import data, glyphs
+from edgedigits.builds import gate
 from firmware_harness import contract
 from firmware_harness.device import machine_info
 from firmware_harness.preprocess import find_digits

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from edgedigits import DEFAULT_MODEL
-from edgedigits.pipeline import ExportPlan
+from edgedigits.export.pipeline import ExportPlan
 from firmware_harness import bench, mnist, tflite_file
 from firmware_harness.device import machine_info
 from record import record

@@ -99,7 +99,7 @@ def make_seeds(folder: Path) -> dict[str, Path]:
     import cv2
     import numpy as np
 
-    from edgedigits import scenes
+    from edgedigits.training import scenes
     from firmware_harness import mnist
     from firmware_harness.runtime import shipped_model
 

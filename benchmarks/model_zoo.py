@@ -26,7 +26,7 @@ import numpy as np
 from record import RESULTS, record
 from zoo import CACHE, export_once, vs_cnn_deep, zoo, zoo_folder, zoo_plan
 
-from edgedigits.formats import FORMATS
+from edgedigits.export.formats import FORMATS
 
 # The machine drifts between a fast and a slow state within a run, so each file's latency pools
 # 50 runs from each of 50 rounds (a fresh interpreter of every file per round) spread over the run.
@@ -41,8 +41,9 @@ COMPARED = {  # results.json key -> the row the issue's ratios are computed for
 
 def tfmot_tutorial(splits, out: Path) -> Path:
     """The TF-MOT QAT tutorial: Conv2D(12, 3) -> MaxPool -> Flatten -> Dense(10), 1 epoch, QAT on 1000 images."""
-    from edgedigits import data, export
-    from edgedigits.tf_stack import keras, seed_everything, tfmot
+    from edgedigits.training import data
+    from edgedigits.export import artifacts
+    from edgedigits.training.tf_stack import keras, seed_everything, tfmot
     from firmware_harness import atomic
 
     path = out / "tfmot_tutorial.tflite"
@@ -63,7 +64,7 @@ def tfmot_tutorial(splits, out: Path) -> Path:
     qat = tfmot.quantization.keras.quantize_model(model)
     qat.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     qat.fit(x[:1000], splits.y_train[:1000], batch_size=500, epochs=1, validation_split=0.1, verbose=0)
-    return atomic.write_bytes(path, export.convert(qat, "int8", quantization_aware=True))
+    return atomic.write_bytes(path, artifacts.convert(qat, "int8", quantization_aware=True))
 
 
 def classical(splits, quick: bool) -> list[dict]:
@@ -106,7 +107,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
     args = parser.parse_args()
 
-    from edgedigits import data, plots
+    from edgedigits.training import data, plots
     from edgedigits import evaluate as evaluate_mod
     from firmware_harness import atomic, bench, mcu, mnist
     from firmware_harness.runtime import Model, shipped_model
@@ -151,7 +152,8 @@ def main() -> int:
                                       if name != "edgedigits_int8" and path.read_bytes() == shipped_bytes]
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
     record(f"results{suffix}", result, markdown(result), args.results)
-    plots.pareto(rows, args.results / f"pareto{suffix}.png", highlight="edgedigits_int8")
+    plots.pareto(rows, args.results / f"pareto{suffix}.png", {name: f.colour for name, f in FORMATS.items()},
+                 highlight="edgedigits_int8")
     report = evaluate_mod.metrics(test.y_test, predicted["edgedigits_int8"])
     plots.confusion(np.array(report["confusion"]), args.results / f"confusion_edgedigits_int8{suffix}.png",
                     title=f"edgedigits_int8: {report['accuracy']:.2%} on {report['n_eval']:,} test images")
@@ -164,7 +166,7 @@ def export_entries(entries, splits, cache: Path, quick: bool, results: Path, suf
 
     Returns (files: row name -> (format, file), models trained in this run, each model's training
     wall time from its card, failures)."""
-    from edgedigits import pipeline
+    from edgedigits.export import pipeline
     from firmware_harness import atomic
 
     files: dict[str, tuple[str, Path]] = {}

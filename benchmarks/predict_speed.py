@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cv2
 
-from edgedigits import scenes
+from edgedigits.training import scenes
 from firmware_harness import mnist
 from firmware_harness.device import machine_info
 from record import record

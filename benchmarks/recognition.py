@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedigits import scenes
+from edgedigits.training import scenes
 from firmware_harness import mnist
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model, shipped_model

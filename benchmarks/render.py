@@ -22,7 +22,7 @@ from pathlib import Path
 import headline
 from record import RESULTS
 
-from edgedigits import app_snippets
+from edgedigits.export import app_snippets
 
 ROOT = RESULTS.parents[1]
 RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) renders it

@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
     args = parser.parse_args()
 
-    from edgedigits import data
+    from edgedigits.training import data
 
     started = time.perf_counter()
     splits = data.load_splits(None, limit=2000 if args.quick else None)

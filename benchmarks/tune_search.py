@@ -18,7 +18,7 @@ import time
 from record import RESULTS, record
 from zoo import CACHE
 
-from edgedigits import tune
+from edgedigits.builds import tune
 from firmware_harness.device import machine_info
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedigits import scenes
+from edgedigits.training import scenes
 from firmware_harness import images, mnist, recognize
 from firmware_harness.device import machine_info
 from firmware_harness.runtime import Model, shipped_model
@@ -92,7 +92,7 @@ def _wheel_sizes() -> dict:
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp, str(ROOT)], check=True)
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as z:
-            web = [i for i in z.infolist() if i.filename.startswith("edgedigits/web/")]
+            web = [i for i in z.infolist() if i.filename.startswith("edgedigits/serving/web/")]
         size = wheel.stat().st_size
     web_compressed = sum(i.compress_size for i in web)
     return {"bytes": size, "web_files": len(web), "web_bytes_compressed": web_compressed,
@@ -161,7 +161,7 @@ def main() -> int:
 
 
 def _litertjs_version() -> str:
-    return json.loads((ROOT / "edgedigits" / "web" / "vendor" / "VENDOR.json").read_text())["litert.js"]["version"]
+    return json.loads((ROOT / "edgedigits" / "serving" / "web" / "vendor" / "VENDOR.json").read_text())["litert.js"]["version"]
 
 
 def _spread(times: list[float]) -> dict:

@@ -1,8 +1,8 @@
 """The benchmarks' shared parts (a module; nothing runs it): the model zoo, used by model_zoo.py, seed_spread.py
 and uci_digits.py; the spread over seeds; a folder read by the real `edgedigits predict`.
 
-The zoo is every registry model with the settings its registry entry carries (`edgedigits.models`),
-exported in every format of the catalogue (`edgedigits.formats`), plus the pruned + QAT chain for the
+The zoo is every registry model with the settings its registry entry carries (`edgedigits.training.models`),
+exported in every format of the catalogue (`edgedigits.export.formats`), plus the pruned + QAT chain for the
 models marked compressed; files and checkpoints are cached per model and seed.
 """
 
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgedigits.formats import FORMATS
+from edgedigits.export.formats import FORMATS
 
 if TYPE_CHECKING:
-    from edgedigits.data import Splits
-    from edgedigits.pipeline import ExportPlan
+    from edgedigits.training.data import Splits
+    from edgedigits.export.pipeline import ExportPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -37,7 +37,7 @@ class ZooEntry:
 
 def zoo(summary: list[dict] | None = None) -> tuple[ZooEntry, ...]:
     """Every registry model, in the order registered, with its zoo settings. `summary`: rows as
-    `edgedigits.models.summary()` gives them; by default model_summary.json, which `python -m edgedigits.models`
+    `edgedigits.training.models.summary()` gives them; by default model_summary.json, which `python -m edgedigits.training.models`
     writes from the registry, so that reading the zoo's files needs no TensorFlow."""
     from edgedigits import model_summary
 
@@ -46,7 +46,7 @@ def zoo(summary: list[dict] | None = None) -> tuple[ZooEntry, ...]:
 
 def zoo_plan(entry: ZooEntry, quick: bool = False, seed: int = 0) -> ExportPlan:
     """The `edgedigits export` plan of a zoo model: its recipe, every format, and the chain for the ds_cnn presets."""
-    from edgedigits import pipeline
+    from edgedigits.export import pipeline
 
     defaults = pipeline.ExportPlan
     return pipeline.ExportPlan(model=entry.model, int8=entry.compressed, formats=tuple(FORMATS),
@@ -74,7 +74,7 @@ def zoo_folder(cache: Path, entry: ZooEntry, seed: int = 0) -> Path:
 
 def export_once(plan: ExportPlan, splits: Splits, out: Path) -> bool:
     """Run the export chain into `out` unless all its files are there; True when it ran."""
-    from edgedigits import pipeline
+    from edgedigits.export import pipeline
 
     if all((out / f"{name}.tflite").exists() for name in plan.artifact_names()):
         return False

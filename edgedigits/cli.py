@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgedigits import DEFAULT_MODEL
-from edgedigits import formats as formats_mod
+from edgedigits.export import formats as formats_mod
 from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams, raise_interrupted
 
 app = typer.Typer(
@@ -64,10 +64,10 @@ def train(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
 ) -> None:
     """Train a model on MNIST; writes model.keras, history.json, curves.png and card.json."""
-    from edgedigits import data as data_mod
+    from edgedigits.training import data as data_mod
 
     splits = data_mod.load_splits(data, limit=limit)  # bad data fails fast, before TensorFlow loads
-    from edgedigits import train as train_mod
+    from edgedigits.training import train as train_mod
 
     recipe = train_mod.Recipe(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed)
     recipe.validate()
@@ -106,8 +106,8 @@ def export(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
 ) -> None:
     """Train (or reuse), prune, quantization-aware train, convert, verify and write .tflite + card + C array."""
-    from edgedigits import data as data_mod
-    from edgedigits import pipeline
+    from edgedigits.training import data as data_mod
+    from edgedigits.export import pipeline
 
     plan = pipeline.ExportPlan(
         model=pipeline.model_for(model, start_from), int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
@@ -150,7 +150,7 @@ def tune(
     """Search the ds_cnn space for the most accurate int8 model within --max-bytes/--max-arena/--max-latency-us."""
     from dataclasses import replace
 
-    from edgedigits import tune as tune_mod
+    from edgedigits.builds import tune as tune_mod
     from firmware_harness import atomic
 
     limits = tune_mod.Limits(tune_mod.parse_bytes(max_bytes), tune_mod.parse_bytes(max_arena), max_latency_us)
@@ -252,7 +252,7 @@ def bundle(
     data: DataOption = None,
 ) -> None:
     """A folder to copy to a Raspberry Pi: models, MNIST test set, firmware_harness, requirements, run.sh."""
-    from edgedigits import bundle as bundle_mod
+    from edgedigits.serving import bundle as bundle_mod
 
     folder = bundle_mod.build(out, list(models or [default_model()]), data)
     typer.echo(f"wrote {folder}; copy it to the device and run ./run.sh there")
@@ -284,7 +284,7 @@ def serve(
     keyfile: Annotated[Optional[Path], typer.Option(help="Its private key, if not in the certificate file.")] = None,
 ) -> None:
     """The page that reads digits in the browser (draw, photo, live camera; offline after one visit), POST /predict and GET /health (needs the web extra)."""
-    from edgedigits import serve as serve_mod
+    from edgedigits.serving import serve as serve_mod
 
     path = model or default_model()
     if not path.is_file():
@@ -300,7 +300,7 @@ def web(
     model: Annotated[Optional[Path], typer.Option(help="Full-integer int8 .tflite model [default: the shipped model].")] = None,
 ) -> None:
     """Write the browser page as static files (any static host serves them; https for a phone's camera)."""
-    from edgedigits import web_site
+    from edgedigits.serving import web_site
 
     path = model or default_model()
     if not path.is_file():

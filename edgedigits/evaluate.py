@@ -55,7 +55,7 @@ def predict_file(model_path: Path, images: np.ndarray, backend: str | None = Non
 
         return np.argmax(Model(model_path, backend=backend, kernels=kernels).predict(images), axis=1)
     if suffix in (".keras", ".h5"):
-        from edgedigits import data, train
+        from edgedigits.training import data, train
 
         model = train.load_keras_model(model_path)
         return np.argmax(model.predict(data.to_model_input(images), batch_size=1024, verbose=0), axis=1)
@@ -67,7 +67,7 @@ def write_report(result: dict, images: np.ndarray, y_true: np.ndarray, y_pred: n
     """confusion.png and misclassified.png; none without matplotlib (the train extra)."""
     if importlib.util.find_spec("matplotlib") is None:
         return []
-    from edgedigits import plots
+    from edgedigits.training import plots
 
     wrong = np.flatnonzero(y_true != y_pred)
     return [

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from firmware_harness import atomic, mnist, sources
@@ -76,31 +78,83 @@ def cmd_mcu(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Help(argparse.HelpFormatter):
-    """The help style of the edgedigits commands: `--opt <int>`, and every default as `[default: X]`."""
-
-    METAVARS = {int: "<int>", float: "<float>", Path: "<path>"}
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "[default:" not in text and action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
-            text += "  [default: %(default)s]"
-        return text
-
-    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
-        return self.METAVARS.get(action.type, "<str>")
+def _sentence(text: str) -> str:
+    """A help text as click shows one: a capital first letter and a full stop (or a closing `]`)."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("." if text and text[-1] not in ".]" else "")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2) instead of a usage dump, and the edgedigits help style."""
+    """argparse with one-line errors (exit 2) instead of a usage dump, and help laid out as the typer commands'
+    (click's): `Usage: prog [OPTIONS] ARGS`, the description, then Arguments, Options and Commands as two
+    columns, `--opt <int>`, sentences, and every default as `[default: X]`."""
+
+    METAVARS = {int: "<int>", float: "<float>", Path: "<path>"}
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, formatter_class=_Help, add_help=False, **kwargs)
+        super().__init__(*args, add_help=False, **kwargs)
         self.add_argument("-h", "--help", action="help", help="Show this message and exit.")
 
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+    def format_usage(self) -> str:
+        words = [self.prog, "[OPTIONS]"]
+        for action in self._positionals._group_actions:
+            if isinstance(action, argparse._SubParsersAction):
+                words.append("COMMAND [ARGS]...")
+            else:
+                name = action.metavar or action.dest.upper()
+                words.append({"+": f"{name}...", "*": f"[{name}]...", "?": f"[{name}]"}.get(action.nargs, name))
+        return "Usage: " + " ".join(words) + "\n"
+
+    def format_help(self) -> str:
+        width = max(50, min(80, shutil.get_terminal_size((80, 24)).columns))
+        parts = [self.format_usage()]
+        if self.description:
+            parts.append(textwrap.fill(self.description, width, initial_indent="  ", subsequent_indent="  ") + "\n")
+        sections = {"Arguments": [], "Options": [], "Commands": []}
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sections["Commands"] += [(c.dest, _sentence(c.help or "")) for c in action._choices_actions]
+            elif action.option_strings:
+                sections["Options"].append((self._option_name(action), self._described(action)))
+            else:
+                sections["Arguments"].append((action.metavar or action.dest.upper(), self._described(action)))
+        sections["Options"].append(sections["Options"].pop(0))  # -h, --help last, as click lists it
+        for title, rows in sections.items():
+            if rows:
+                parts.append(f"{title}:\n" + self._rows(rows, width))
+        return "\n".join(parts)
+
+    def _option_name(self, action: argparse.Action) -> str:
+        names = ", ".join(action.option_strings)
+        return names if action.nargs == 0 else f"{names} {self.METAVARS.get(action.type, '<str>')}"
+
+    @staticmethod
+    def _described(action: argparse.Action) -> str:
+        text = _sentence(action.help or "")
+        if action.choices and not isinstance(action.choices, dict):
+            choices = f"One of: {', '.join(action.choices)}."
+            text = f"{choices} {text}" if text.startswith("[") else f"{text} {choices}".strip()
+        if "[default:" not in text and action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            text += f"  [default: {action.default}]"
+        return text
+
+    @staticmethod
+    def _rows(rows: list[tuple[str, str]], width: int) -> str:
+        column = min(30, max(len(name) for name, _ in rows)) + 4
+        lines = []
+        for name, text in rows:
+            wrapped = textwrap.wrap(text, width - column) or [""]
+            if len(name) + 4 > column:  # a long name stands on its own line, as click does
+                lines.append(f"  {name}")
+                lines += [" " * column + w for w in wrapped]
+            else:
+                lines.append(f"  {name:<{column - 2}}{wrapped[0]}")
+                lines += [" " * column + w for w in wrapped[1:]]
+        return "\n".join(lines) + "\n"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -153,11 +207,16 @@ def cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose summary is both its line in the command list and its help's description."""
+    return sub.add_parser(name, help=summary, description=_sentence(summary))
+
+
 def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    bench = sub.add_parser("bench", help="size, accuracy and latency table for .tflite models")
+    bench = _command(sub, "bench", "size, accuracy and latency table for .tflite models")
     bench.add_argument("models", nargs="*", type=Path, metavar="MODEL", help="[default: the shipped int8 model]")
     bench.add_argument("--data", type=Path, help=f"npz with x_test/y_test or IDX folder [default: ${mnist.ENV_VAR}, keras cache]")
     bench.add_argument("--threads", type=int, default=1, help="interpreter threads")
@@ -173,7 +232,7 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     bench.add_argument("--markdown", type=Path, help="write the Markdown table here")
     bench.set_defaults(func=cmd_bench)
 
-    mcu = sub.add_parser("mcu", help="run a model in TensorFlow Lite Micro: ops, arena, agreement")
+    mcu = _command(sub, "mcu", "run a model in TensorFlow Lite Micro: ops, arena, agreement")
     mcu.add_argument("model", nargs="?", type=Path, metavar="MODEL", help="[default: the shipped int8 model]")
     mcu.add_argument("--data", type=Path, help="test data, as for bench")
     mcu.add_argument("--limit", type=int, help="compare on the first N test images only")
@@ -181,7 +240,7 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     mcu.add_argument("--json", type=Path, help="write the report as JSON here")
     mcu.set_defaults(func=cmd_mcu)
 
-    predict = sub.add_parser("predict", help="read the digits in image files or folders of images")
+    predict = _command(sub, "predict", "read the digits in image files or folders of images")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     predict.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
     predict.add_argument("--json", action="store_true", help="one JSON line per image: path, digits, confidences, boxes")
@@ -196,7 +255,7 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
                          "gate's) times the chance that it is this digit, so 0.9 turns most letters and signs into '?'")
     predict.set_defaults(func=cmd_predict)
 
-    cam = sub.add_parser("camera", help="capture loop: find and read digits in live frames")
+    cam = _command(sub, "camera", "capture loop: find and read digits in live frames")
     cam.add_argument("--source", default="0", help=sources.help_text())
     cam.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
     cam.add_argument("--headless", action="store_true", help="no window, even if a display exists")

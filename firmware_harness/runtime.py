@@ -278,7 +278,7 @@ def shipped_model(file: str = "edgedigits_int8.tflite") -> Path | None:
 
 
 def gate_path() -> Path | None:
-    """The digit gate edgedigits/gate.py made: the one shipped in the edgedigits package, else a bundle's
+    """The digit gate edgedigits/builds/gate.py made: the one shipped in the edgedigits package, else a bundle's
     copy in gate/ beside this harness; None if there is neither."""
     return shipped_model(contract.GATE_FILE) or (BUNDLED_GATE if BUNDLED_GATE.is_file() else None)
 

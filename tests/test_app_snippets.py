@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgedigits import app_snippets
+from edgedigits.export import app_snippets
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ def test_a_model_is_one_registered_builder(monkeypatch):
     import sys
 
     from conftest import REPO
-    from edgedigits import models
-    from edgedigits.pipeline import ExportPlan
+    from edgedigits.training import models
+    from edgedigits.export.pipeline import ExportPlan
 
     monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
 
@@ -66,7 +66,7 @@ def test_a_model_is_one_registered_builder(monkeypatch):
 
     assert models.create_model("toy_mlp").output_shape == (None, 10)
     ExportPlan(model="toy_mlp", int8=False, formats=("fp32",)).validate()
-    summary = models.summary()  # what `python -m edgedigits.models` writes to model_summary.json
+    summary = models.summary()  # what `python -m edgedigits.training.models` writes to model_summary.json
     assert summary[-1] == {"name": "toy_mlp", "params": 12_730, "macs": 12_704, "zoo_epochs": 2, "compressed": False}
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     sys.modules.pop("zoo", None)
@@ -77,15 +77,16 @@ def test_a_model_is_one_registered_builder(monkeypatch):
 
 def test_an_export_format_is_one_record_in_the_catalogue(monkeypatch, tmp_path):
     pytest.importorskip("tensorflow")
-    from edgedigits import export, formats, models
-    from edgedigits.pipeline import ExportPlan
+    from edgedigits.export import artifacts, formats
+    from edgedigits.training import models
+    from edgedigits.export.pipeline import ExportPlan
 
     toy = formats.Format("fp16_noopt", "float16 weights (a toy copy of fp16)", "tab:red", optimize=True,
                          weight_type="float16")
     monkeypatch.setitem(formats.FORMATS, toy.name, toy)
     assert "fp16_noopt (float16 weights (a toy copy" in formats.help_text()
     ExportPlan(model="ds_cnn_micro", int8=False, formats=("fp16_noopt",)).validate()
-    content = export.convert(models.create_model("ds_cnn_micro"), "fp16_noopt")
+    content = artifacts.convert(models.create_model("ds_cnn_micro"), "fp16_noopt")
     path = tmp_path / "toy.tflite"
     path.write_bytes(content)
     assert Model(path).predict(np.zeros((1, 28, 28), np.uint8)).shape == (1, 10)

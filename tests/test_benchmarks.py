@@ -15,8 +15,8 @@ pytest.importorskip("tensorflow")
 
 from conftest import REPO  # noqa: E402
 
-from edgedigits import models  # noqa: E402
-from edgedigits.formats import FORMATS  # noqa: E402
+from edgedigits.training import models  # noqa: E402
+from edgedigits.export.formats import FORMATS  # noqa: E402
 
 ZOO_MODELS = tuple(models.entries())  # the zoo is the registry
 COMPRESSED = [name for name, entry in models.entries().items() if entry.compressed]
@@ -90,7 +90,7 @@ def test_a_failing_zoo_row_is_recorded_and_the_others_still_run(tmp_path, mnist_
     import model_zoo
     from zoo import ZooEntry
 
-    from edgedigits import data
+    from edgedigits.training import data
 
     splits = data.load_splits(mnist_path, limit=300)
     entries = [ZooEntry("no_such_model", 1), ZooEntry("mlp", 1)]

@@ -22,7 +22,8 @@ import pytest
 
 from conftest import REPO, assert_one_line_error, run_cli
 from served import free_port, wait_for
-from edgedigits import scenes, web_site
+from edgedigits.training import scenes
+from edgedigits.serving import web_site
 from firmware_harness import recognize
 from firmware_harness.runtime import Model
 
@@ -31,7 +32,7 @@ import web_page  # noqa: E402  (the page's readings, shared with the benchmark)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("EDGEDIGITS_ARTIFACTS", REPO / "test-artifacts"))
-VENDOR = REPO / "edgedigits" / "web" / "vendor"
+VENDOR = REPO / "edgedigits" / "serving" / "web" / "vendor"
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's chromium)")
 
 
@@ -48,7 +49,7 @@ def test_the_vendored_runtimes_are_the_recorded_npm_files():
 def test_the_web_variant_gives_the_int8_models_answers(shipped_model, test_images):
     """uint8 ends and batch 1, and the same logits as the int8 file on 2,000 digits; the shipped one is current."""
     pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
-    from edgedigits import web_model
+    from edgedigits.export import web_model
 
     made = web_model.web_variant(shipped_model.read_bytes())
     beside = shipped_model.with_name(f"{shipped_model.stem}_web.tflite")
@@ -315,7 +316,7 @@ def test_the_page_weighs_confidences_by_the_digit_gate_as_python_does(server, br
 
 def test_the_page_has_the_digit_gate_only_for_a_model_of_the_digits(tmp_path, shipped_model):
     pytest.importorskip("ai_edge_litert.schema_py_generated", reason="relabelling a file needs LiteRT's schema")
-    from edgedigits import tflite_edit
+    from edgedigits.export import tflite_edit
     from firmware_harness import contract, tflite_file
 
     files = web_site.site(shipped_model)

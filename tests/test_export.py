@@ -57,7 +57,7 @@ def test_reached_sparsity_is_within_two_points_of_target(exported):
 
 def test_pruning_makes_up_for_unpruned_depthwise_kernels(tmp_path, mnist_path):
     """tfmot leaves depthwise kernels dense; the other kernels are pruned harder so all together reach the target."""
-    from edgedigits import compress, data, models
+    from edgedigits.training import compress, data, models
 
     splits = data.load_splits(mnist_path, limit=500)
     model = models.create_model("ds_cnn", blocks="c8 c16s2 d32s2 d48")
@@ -125,7 +125,7 @@ def test_every_card_field_is_present_and_true(exported, test_set):
 def test_the_file_carries_its_card_and_a_browser_variant(exported, test_set):
     """The `edgedigits` metadata entry: labels, input contract, accuracy per kernel, sha256 of the weights;
     and `<name>_web.tflite` beside it, the same answers with uint8 ends."""
-    from edgedigits import web_model
+    from edgedigits.export import web_model
 
     out, _ = exported
     content = (out / "micro_int8.tflite").read_bytes()
@@ -199,7 +199,8 @@ def test_rerun_reuses_finished_stages(exported, mnist_path):
 
 def test_checkpoints_are_not_reused_after_a_layout_change(monkeypatch, mnist_path):
     """Same recipe, different architecture (a changed default layout): a different run folder."""
-    from edgedigits import data, models, pipeline
+    from edgedigits.training import data, models
+    from edgedigits.export import pipeline
 
     splits = data.load_splits(mnist_path, limit=200)
     plan = pipeline.ExportPlan(model="ds_cnn_micro")

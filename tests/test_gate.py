@@ -22,7 +22,7 @@ def test_the_shipped_gate_is_the_file_its_card_describes():
 
 
 def test_glyphs_are_framed_as_the_harness_frames_digits():
-    glyphs = pytest.importorskip("edgedigits.glyphs")
+    glyphs = pytest.importorskip("edgedigits.training.glyphs")
     pytest.importorskip("matplotlib")
     letters = glyphs.rendered(glyphs.NOT_DIGITS, glyphs.training_fonts(), 40, seed=0)
     marks = glyphs.scribbles(20, seed=0)
@@ -35,7 +35,7 @@ def test_glyphs_are_framed_as_the_harness_frames_digits():
 
 def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path, monkeypatch):
     pytest.importorskip("tensorflow")
-    gate = pytest.importorskip("edgedigits.gate")
+    gate = pytest.importorskip("edgedigits.builds.gate")
     monkeypatch.setenv("EDGEDIGITS_DATA", str(mnist_path))
     assert gate.main(["--out", str(tmp_path), "--epochs", "1", "--limit", "1500"]) == 0
     card = json.loads((tmp_path / "edgedigits_gate_int8.json").read_text())
@@ -50,7 +50,7 @@ def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path,
 def test_the_shipped_gates_browser_variant_is_made_from_it():
     """The page takes the gate's `_web.tflite` as shipped (a device-only install cannot make one)."""
     pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
-    from edgedigits import web_model
+    from edgedigits.export import web_model
 
     path = shipped_model(contract.GATE_FILE)
     assert path.with_name(f"{path.stem}_web.tflite").read_bytes() == web_model.web_variant(path.read_bytes())

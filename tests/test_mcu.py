@@ -41,10 +41,11 @@ def test_arena_is_the_smallest_that_runs_found_from_the_recorded_total(shipped_m
 
 def test_arena_search_goes_up_when_prepare_needs_more_than_recorded(test_images):
     pytest.importorskip("tensorflow")
-    from edgedigits import export, models, tflite_edit
+    from edgedigits.export import artifacts, tflite_edit
+    from edgedigits.training import models
 
     x_test = test_images[0]
-    content = tflite_edit.strip(export.convert(models.create_model("mlp"), "int8", calibration_images=x_test[:100]))
+    content = tflite_edit.strip(artifacts.convert(models.create_model("mlp"), "int8", calibration_images=x_test[:100]))
     sample = Model(content).quantize(x_test[:1])
     arena = mcu.arena_bytes(content, sample)
     assert arena > _recorded_total(content, sample), "this model's Prepare needs scratch beyond what TFLM keeps"

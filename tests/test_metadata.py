@@ -28,7 +28,7 @@ def test_the_shipped_file_carries_its_card(shipped_model):
 def _rewritten(shipped_model, tmp_path, labels: list[str] | None):
     """The shipped file with its entry dropped (labels None) or holding other labels."""
     pytest.importorskip("ai_edge_litert.schema_py_generated", reason="rewriting a file needs LiteRT's schema")
-    from edgedigits import tflite_edit
+    from edgedigits.export import tflite_edit
 
     content = shipped_model.read_bytes()
     if labels is None:

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from conftest import run_cli  # noqa: E402
-from edgedigits import DEFAULT_MODEL, data, models, train  # noqa: E402
+from edgedigits import DEFAULT_MODEL  # noqa: E402
+from edgedigits.training import data, models, train
 from firmware_harness.errors import UserError  # noqa: E402
 
 
@@ -82,7 +83,7 @@ def test_model_learns_on_a_small_slice(name, small):
 
 
 def test_augmentation_is_seeded_and_keeps_digits_in_frame(small):
-    from edgedigits.tf_stack import tf
+    from edgedigits.training.tf_stack import tf
 
     images = tf.constant(data.to_model_input(small.x_train[:64]))
     a = data.random_affine(images, tf.constant([3, 4], tf.int64)).numpy()
@@ -106,7 +107,7 @@ def test_params_mean_one_thing_everywhere(shipped_model):
 
 def test_the_summary_models_prints_is_the_registry_as_built():
     """`edgedigits models` reads model_summary.json (no TensorFlow); after a builder changes,
-    `python -m edgedigits.models` writes it again."""
+    `python -m edgedigits.training.models` writes it again."""
     import json
 
     assert json.loads(models.SUMMARY.read_text()) == models.summary()
@@ -114,8 +115,8 @@ def test_the_summary_models_prints_is_the_registry_as_built():
 
 def test_augmentation_strength_scales_the_transforms(mnist_data):
     """Strength 0 leaves the digits as they are; each step up moves their pixels further (same seeds)."""
-    from edgedigits import data
-    from edgedigits.tf_stack import tf
+    from edgedigits.training import data
+    from edgedigits.training.tf_stack import tf
 
     images = tf.constant(data.to_model_input(mnist_data.x_train[:256]))
     seed = tf.constant([3, 4], dtype=tf.int64)

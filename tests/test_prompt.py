@@ -28,6 +28,38 @@ def test_every_command_has_short_help_with_its_defaults(command):
     assert "[default: ]" not in result.stdout and "Run folder ." not in result.stdout
 
 
+def _layout(help_text: str) -> list[str]:
+    """A help page's shape: which section each line is in, and whether it is a heading, a usage line, an
+    option row (`  --name <type>  text`) or wrapped text."""
+    shape = []
+    for line in help_text.splitlines():
+        if not line.strip():
+            continue
+        if re.fullmatch(r"Usage: edgedigits \w+ \[OPTIONS\].*", line):
+            shape.append("usage")
+        elif re.fullmatch(r"[A-Z][a-z]+:", line):
+            shape.append(line)
+        elif re.fullmatch(r"  (-h, )?--[a-z-]+( <(int|float|str|path)>)?(  +\S.*)?", line):
+            shape.append("option")
+        elif line.startswith("  "):
+            shape.append("text")
+        else:
+            shape.append(f"unexpected: {line}")
+    return [s for i, s in enumerate(shape) if i == 0 or s != shape[i - 1]]
+
+
+@pytest.mark.parametrize("command", ["predict", "bench", "mcu", "camera"])
+def test_the_device_commands_help_reads_like_the_others(command):
+    """argparse (device side, for the cold start) and typer lay their help out the same way."""
+    device, typer_help = run_cli(command, "-h").stdout, run_cli("train", "-h").stdout
+    for shape in (_layout(typer_help), _layout(device)):
+        assert shape[:2] == ["usage", "text"] and shape[2] in ("Arguments:", "Options:") and "Options:" in shape, shape
+        assert set(shape) <= {"usage", "text", "Arguments:", "Options:", "option"}, shape
+    for page in (typer_help, device):
+        assert page.rstrip().splitlines()[-1].startswith("  -h, --help "), page  # last, as click lists it
+    assert re.search(r"^  --threads <int> +Interpreter threads\.  \[default: 1\]$", device, re.M) or command == "mcu"
+
+
 @pytest.mark.parametrize("command,shown", [
     ("train", "[default: runs/<model>-<hash of recipe and"),
     ("export", "[default: 30]"),
@@ -76,7 +108,7 @@ LETTER_PAGES = sorted((REPO / "tests" / "data" / "letters").glob("*.png"))
 @pytest.mark.parametrize("path", LETTER_PAGES, ids=[p.stem for p in LETTER_PAGES])
 def test_min_confidence_turns_letters_into_question_marks_and_keeps_the_digits(path):
     """Two letters and two digits, drawn by OpenCV 5's putText in the Hershey fonts the gate never saw
-    (triplex, script, complex-small: edgedigits/glyphs.py keeps them out; the name says the text).
+    (triplex, script, complex-small: edgedigits/training/glyphs.py keeps them out; the name says the text).
     Files, not drawn here: other OpenCV versions draw the fonts differently."""
     digits = path.stem.split("_")[-1]
     plain = json.loads(run_cli("predict", str(path), "--json").stdout)

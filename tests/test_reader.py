@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli
-from edgedigits import DigitReader, scenes
+from edgedigits import DigitReader
+from edgedigits.training import scenes
 from firmware_harness.errors import UserError
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, assert_one_line_error, run_cli
-from edgedigits import scenes
+from edgedigits.training import scenes
 from firmware_harness import preprocess, recognize
 from firmware_harness.runtime import Model
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from conftest import assert_one_line_error, run_cli  # noqa: E402
-from edgedigits import cards, models, train  # noqa: E402
+from edgedigits.training import cards, models, train  # noqa: E402
 
 
 def _train(tmp_path, name, seed, mnist_path):
@@ -63,7 +63,7 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
 
 
 def test_evaluate_keras_matches_manual_accuracy(mnist_path):
-    from edgedigits import data, models
+    from edgedigits.training import data, models
 
     splits = data.load_splits(mnist_path, limit=300)
     model = models.create_model("mlp")
@@ -74,7 +74,7 @@ def test_evaluate_keras_matches_manual_accuracy(mnist_path):
 
 @pytest.mark.parametrize("patience_from,stops_after", [(0, 3), (4, 6)])
 def test_patience_counts_only_epochs_after_patience_from(tmp_path, mnist_path, patience_from, stops_after):
-    from edgedigits import data, models
+    from edgedigits.training import data, models
 
     splits = data.load_splits(mnist_path, limit=256)
     model = models.create_model("mlp")
@@ -90,7 +90,7 @@ def test_patience_counts_only_epochs_after_patience_from(tmp_path, mnist_path, p
 
 def test_a_stage_folder_resumes_after_it_moved(tmp_path, mnist_path):
     """Checkpoints are found relative to the stage folder, so a copied cache or a renamed --out still resumes."""
-    from edgedigits import data, models
+    from edgedigits.training import data, models
 
     splits = data.load_splits(mnist_path, limit=256)
     datasets = (data.make_dataset(splits.x_train, splits.y_train, 64, train=True),

@@ -134,7 +134,7 @@ def test_a_model_proposed_again_is_not_trained_again():
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from edgedigits import tune
+    from edgedigits.builds import tune
 
     study = optuna.create_study(direction="maximize")
     space = {"width": CategoricalDistribution(tune.WIDTHS), "lr": FloatDistribution(1e-3, 6e-3, log=True)}
@@ -151,7 +151,7 @@ def test_a_model_proposed_again_is_not_trained_again():
 
 def test_limits_say_how_far_over_they_are():
     """What the constrained sampler ranks an over-limit trial by."""
-    from edgedigits import tune
+    from edgedigits.builds import tune
 
     limits = tune.Limits(max_bytes=16384, max_arena=8192)
     measured = {"bytes": 24576, "arena_bytes": 4096, "invoke_us": 9.0}

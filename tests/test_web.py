@@ -138,7 +138,7 @@ def test_a_full_server_answers_503_with_retry_after_and_health_still_answers(ser
 def test_an_upload_that_stops_arriving_gets_408(server):
     import socket as sockets
 
-    from edgedigits.serve import BODY_TIMEOUT_S
+    from edgedigits.serving.serve import BODY_TIMEOUT_S
 
     host, port = server.removeprefix("http://").split(":")
     with sockets.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10) as s:
@@ -156,7 +156,7 @@ def test_an_upload_that_stops_arriving_gets_408(server):
 def test_page_files_are_served_compressed_when_asked(server, shipped_model):
     import gzip
 
-    from edgedigits import web_site
+    from edgedigits.serving import web_site
 
     expected = web_site.site(shipped_model)["vendor/opencv.js"]
     request = urllib.request.Request(server + "/vendor/opencv.js", headers={"Accept-Encoding": "gzip"})

@@ -1,4 +1,4 @@
-"""Copy the browser page's runtimes from npm into edgedigits/web/vendor and record what they are.
+"""Copy the browser page's runtimes from npm into edgedigits/serving/web/vendor and record what they are.
 
     cd web && npm ci && python vendor.py
 
@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VENDOR = HERE.parent / "edgedigits" / "web" / "vendor"
+VENDOR = HERE.parent / "edgedigits" / "serving" / "web" / "vendor"
 FILES = {  # vendored name: (npm package, path inside it)
     "litert.js": ("@litertjs/core", "dist/index.js"),
     "wasm-utils.js": ("@litertjs/wasm-utils", "dist/index.js"),

@@ -5,10 +5,10 @@ letters with a confidence of 0.9 or more. The gate is a second small int8 model 
 not a digit / digit, that the harness multiplies into each confidence (firmware_harness/recognize.py),
 so that `predict --min-confidence 0.9` turns letters and signs into '?'. It learns digits from the
 MNIST training split (also drawn again on pages at other sizes and resolutions) and from digits
-printed in fonts, and non-digits from printed letters, signs and scribbles (edgedigits/glyphs.py),
+printed in fonts, and non-digits from printed letters, signs and scribbles (edgedigits/training/glyphs.py),
 every one as `find_digits` frames it. It is measured on the validation split and on fonts it never saw.
 
-    python -m edgedigits.gate [--out edgedigits/pretrained] [--epochs 16] [--seed 0] [--limit N]
+    python -m edgedigits.builds.gate [--out edgedigits/pretrained] [--epochs 16] [--seed 0] [--limit N]
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import cards, data, export, glyphs, models, tflite_edit, web_model
+from edgedigits.training import cards, data, glyphs, models
+from edgedigits.export import artifacts, tflite_edit, web_model
 from firmware_harness import atomic, contract
 from firmware_harness.device import opencv_version, package_version
 from firmware_harness.errors import UserError
@@ -58,7 +59,7 @@ def held_out_fonts() -> list[glyphs.Font]:
 def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int):
     """The float gate, trained with the digit models' augmentation; each kind weighed by its count, digits
     DIGIT_WEIGHT times more."""
-    from edgedigits.tf_stack import keras, seed_everything
+    from edgedigits.training.tf_stack import keras, seed_everything
 
     seed_everything(seed)
     model = models.ds_cnn(blocks=BLOCKS, dropout=0.0, classes=len(contract.GATE_LABELS))
@@ -93,7 +94,7 @@ def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Pa
           f"others; training {epochs} epochs", flush=True)
     model = fit(x, y, epochs, seed)
     calibration = x[np.random.default_rng(seed).choice(len(x), 1000, replace=False)]
-    content = tflite_edit.strip(export.convert(model, "int8", calibration_images=calibration))
+    content = tflite_edit.strip(artifacts.convert(model, "int8", calibration_images=calibration))
     gate = Model(content, probe=False, classes=len(contract.GATE_LABELS), name="gate")
     measured = measure(gate, splits, seed)
     card = {"name": Path(contract.GATE_FILE).stem, "labels": contract.GATE_LABELS, "blocks": BLOCKS,
@@ -103,7 +104,7 @@ def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Pa
             "fonts_from": {"matplotlib": package_version("matplotlib"), "opencv": opencv_version()},
             "held_out_fonts": [f.name for f in held_out_fonts()],
             "measured_on": f"{platform.machine()} {gate.backend.name} xnnpack",
-            "measured": measured, **export.describe(content), **cards.provenance()}
+            "measured": measured, **artifacts.describe(content), **cards.provenance()}
     path = out / contract.GATE_FILE
     written = [atomic.write_bytes(path, content), atomic.write_json(path.with_suffix(".json"), card),
                atomic.write_bytes(path.with_name(f"{path.stem}_web.tflite"), web_model.web_variant(content))]
@@ -114,7 +115,7 @@ def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("pretrained"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "pretrained")
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="only the first N training images (smoke runs)")

@@ -1,12 +1,12 @@
 """The browser page as a set of static files, for `edgedigits serve` and `edgedigits web DIR`.
 
 The page runs the model itself (LiteRT.js, OpenCV.js; both vendored under
-`edgedigits/web/vendor` by `web/vendor.py`), works offline after the first visit (a service
+`edgedigits/serving/web/vendor` by `web/vendor.py`), works offline after the first visit (a service
 worker caches every file listed here) and can be added to a phone's home screen (the
 manifest). `model.tflite` is the browser's variant of the chosen model (`web_model`): the
 `<name>_web.tflite` that `edgedigits export` wrote beside it, or made here;
 `model.json` describes it: name, labels, input and output quantization, and its card. For a
-model of the digits 0-9, `gate.tflite` is the digit gate's variant (`edgedigits/gate.py`), which
+model of the digits 0-9, `gate.tflite` is the digit gate's variant (`edgedigits/builds/gate.py`), which
 weighs each confidence as the harness does.
 """
 
@@ -18,7 +18,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from edgedigits import web_model
+from edgedigits.export import web_model
 from firmware_harness import atomic, contract, tflite_file
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import gate_path, read_model_bytes
@@ -36,7 +36,7 @@ def content_type(path: str) -> str:
 
 
 def _static_files() -> dict[str, bytes]:
-    root = resources.files("edgedigits.web")
+    root = resources.files("edgedigits.serving.web")
     files: dict[str, bytes] = {}
 
     def walk(folder, prefix: str) -> None:
@@ -77,7 +77,7 @@ def _io(web_content: bytes) -> dict:
 
 def _web_content(model_path: Path) -> bytes:
     """The browser variant of a model: the `<name>_web.tflite` beside it (`edgedigits export` and
-    `edgedigits.gate` write one), or made here (which needs the TFLite schema: LiteRT or TensorFlow)."""
+    `edgedigits.builds.gate` write one), or made here (which needs the TFLite schema: LiteRT or TensorFlow)."""
     beside = model_path.with_name(f"{model_path.stem}_web.tflite")
     return read_model_bytes(beside) if beside.is_file() else web_model.web_variant(read_model_bytes(model_path))
 

@@ -1,6 +1,6 @@
 """Printed characters and scribbles as the harness sees them: 28x28 crops from `find_digits`.
 
-The digit gate (edgedigits/gate.py) learns from these what is not a digit. Each glyph is drawn as
+The digit gate (edgedigits/builds/gate.py) learns from these what is not a digit. Each glyph is drawn as
 dark ink on a light page in a font, at a random size, weight, slant and rotation, and then goes
 through the harness's own `find_digits`, so a crop is exactly what the digit model would be given.
 Fonts: the TrueType fonts matplotlib ships (DejaVu, STIX, Computer Modern) and OpenCV's Hershey

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.formats import FORMATS
 from firmware_harness import atomic
 
 
@@ -76,8 +75,9 @@ def gallery(images: np.ndarray, true: np.ndarray, pred: np.ndarray, path: str | 
     return _save(fig, path)
 
 
-def pareto(rows: list[dict], path: str | Path, highlight: str = "") -> Path:
-    """Accuracy against invoke p50 (log scale), colour = format, area ~ file size; `highlight` starred.
+def pareto(rows: list[dict], path: str | Path, colours: dict[str, str], highlight: str = "") -> Path:
+    """Accuracy against invoke p50 (log scale), colour = format (`colours`: the export formats' catalogue
+    gives them), area ~ file size; `highlight` starred.
 
     Labels go on the post-training int8 row of each model (named by model), the highlighted
     row and rows of other kinds (e.g. a reference recipe), so the plot stays readable.
@@ -86,7 +86,7 @@ def pareto(rows: list[dict], path: str | Path, highlight: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     sizes = np.array([r["bytes"] for r in rows], dtype=np.float64)
     area = 20 + 600 * np.sqrt(sizes / sizes.max())
-    colours = {name: f.colour for name, f in FORMATS.items()} | {"int8 pruned+QAT": "tab:purple"}
+    colours = colours | {"int8 pruned+QAT": "tab:purple"}
     seen = set()
     for row, s in zip(rows, area):
         x, y = row["invoke_us"]["p50"], 100 * row["accuracy"]

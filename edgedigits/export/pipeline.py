@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import DEFAULT_MODEL, compress, data, export, tflite_edit
-from edgedigits.formats import FORMATS, format_named
+from edgedigits import DEFAULT_MODEL
+from edgedigits.training import compress, data
+from edgedigits.export import artifacts, tflite_edit
+from edgedigits.export.formats import FORMATS, format_named
 from firmware_harness import atomic, mcu
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import Model
@@ -50,7 +52,7 @@ class ExportPlan:
             raise UserError(f"starting checkpoint not found: {self.start_from}")
         for fmt in self.formats:
             format_named(fmt)
-        if self.io_type not in export.IO_TYPES:
+        if self.io_type not in artifacts.IO_TYPES:
             raise UserError(f"unknown --io '{self.io_type}'; choose int8 or uint8")
         if not self.int8 and not self.formats:
             raise UserError(f"nothing to export: pass --int8 and/or --formats {','.join(FORMATS)}")
@@ -65,7 +67,7 @@ class ExportPlan:
 
     def recipe(self):
         """The float model's training recipe (`edgedigits train`'s) for this plan."""
-        from edgedigits import train
+        from edgedigits.training import train
 
         return train.Recipe(model=self.model, epochs=self.epochs, seed=self.seed, **self.recipe_overrides)
 
@@ -105,7 +107,7 @@ def _stage(step: str, message: str) -> None:
 
 def run_key(plan: ExportPlan, splits: data.Splits) -> str:
     """A short hash of what decides the float model: same key, same checkpoint."""
-    from edgedigits import train
+    from edgedigits.training import train
 
     return train.recipe_key(plan.recipe(), splits, start=export_sha(plan.start_from) if plan.start_from else None)
 
@@ -124,7 +126,7 @@ def export_sha(path: Path) -> str:
 
 def float_model(plan: ExportPlan, splits: data.Splits, run_dir: Path):
     """The trained float model: from --from, a finished run in `run_dir`, or a new (resumable) training run."""
-    from edgedigits import train
+    from edgedigits.training import train
 
     if plan.start_from:
         model = train.load_keras_model(plan.start_from)
@@ -152,7 +154,7 @@ def run(plan: ExportPlan, splits: data.Splits, out_dir: Path) -> list[dict]:
 
 
 def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, started: float) -> list[dict]:
-    from edgedigits import train
+    from edgedigits.training import train
 
     timings = {}
 
@@ -168,7 +170,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
     logits = model.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0) if plan.formats else None
     for fmt in plan.formats:
         _stage("convert", f"{plan.model} -> {fmt}")
-        converted = export.convert(model, fmt, calibration_images=splits.x_train, io_type=plan.io_type)
+        converted = artifacts.convert(model, fmt, calibration_images=splits.x_train, io_type=plan.io_type)
         content = tflite_edit.strip(converted)
         cards.append(_finish(plan.artifact_name(fmt), content, fmt, plan.io_type, logits, splits, out_dir, written,
                              stripped_bytes=len(converted) - len(content), float_accuracy=float_acc,
@@ -199,7 +201,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         _stage("4/4 convert", f"full-integer {plan.io_type} TFLite, verified on {len(splits.x_test)} test images")
         t = time.perf_counter()
         logits = qat.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0)
-        converted = export.convert(qat, "int8", io_type=plan.io_type, quantization_aware=True)
+        converted = artifacts.convert(qat, "int8", io_type=plan.io_type, quantization_aware=True)
         content = tflite_edit.strip(converted)
         timings["convert_s"] = round(time.perf_counter() - t, 1)
         timings["total_s"] = round(time.perf_counter() - started, 1)
@@ -224,19 +226,19 @@ def _plan_dict(plan: ExportPlan) -> dict:
 def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.ndarray, splits: data.Splits,
             out_dir: Path, written: list[Path], **extra) -> dict:
     """Verify a converted file, measure its TFLM arena if it is int8, write the artifacts (added to `written`)."""
-    check = export.verify(content, fmt, keras_logits, splits.x_test, splits.y_test)
+    check = artifacts.verify(content, fmt, keras_logits, splits.x_test, splits.y_test)
     if fmt == "int8":
         extra.update(_tflm(content, splits, check))
-    card = export.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
-    content, card = export.embed_card(content, card)
-    written += export.write_artifacts(out_dir, name, content, card)
+    card = artifacts.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
+    content, card = artifacts.embed_card(content, card)
+    written += artifacts.write_artifacts(out_dir, name, content, card)
     kernels = ", ".join(f"{k} {v:.2%}" for k, v in check.per_kernel.items())
     _stage("verified", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {card['weight_sparsity']:.1%} zero "
                        f"weights; accuracy on {check.n_eval} test images by kernel: {kernels}")
     return card
 
 
-def _tflm(content: bytes, splits: data.Splits, check: export.Verification) -> dict:
+def _tflm(content: bytes, splits: data.Splits, check: artifacts.Verification) -> dict:
     """With the tflite-micro wheel: the TFLM tensor arena for the C header, and TFLM's own kernels' accuracy
     on the whole test set, added to `check.per_kernel`. Without it, nothing (the header goes without an arena)."""
     try:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import cv2
 
-from edgedigits import web_site
+from edgedigits.serving import web_site
 from firmware_harness import images, recognize
 from firmware_harness.errors import UserError
 from firmware_harness.preprocess import TooManyMarks

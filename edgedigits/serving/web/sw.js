@@ -1,5 +1,5 @@
 // Offline copy of the page: every file is cached on install (the list and the version are filled in
-// by edgedigits/web_site.py), then served from the cache first; a new version replaces the old cache.
+// by edgedigits/serving/web_site.py), then served from the cache first; a new version replaces the old cache.
 const CACHE = "edgedigits-{{version}}";
 const FILES = {{files}};
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import DEFAULT_MODEL, cards, data, models
-from edgedigits.tf_stack import keras, seed_everything, tf
+from edgedigits import DEFAULT_MODEL
+from edgedigits.training import cards, data, models
+from edgedigits.training.tf_stack import keras, seed_everything, tf
 from firmware_harness import atomic, progress
 from firmware_harness.errors import Interrupted, UserError, check_interrupted
 
@@ -334,7 +335,7 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
     }
     atomic.write_json(out_dir / "history.json", state["history"])
     atomic.write_json(out_dir / "card.json", card)
-    from edgedigits import plots
+    from edgedigits.training import plots
 
     plots.curves(state["history"], out_dir / "curves.png", title=f"{recipe.model} training")
     return TrainResult(model, state["history"], test_acc, card, model_path)

@@ -68,7 +68,7 @@ def load_splits(path: str | os.PathLike | None = None, *, val_size: int = VAL_SI
 
 def _download() -> Path:
     """Download MNIST into the keras cache; offline, say which variable to set."""
-    from edgedigits.tf_stack import keras
+    from edgedigits.training.tf_stack import keras
 
     try:
         keras.datasets.mnist.load_data()
@@ -92,7 +92,7 @@ def random_affine(images, seed, strength: float = 1.0):
     `seed` is a shape-[2] integer tensor; the same seed gives the same transforms. `strength`
     scales the ranges (ROTATION_DEG, ZOOM, SHIFT).
     """
-    from edgedigits.tf_stack import tf
+    from edgedigits.training.tf_stack import tf
 
     n = tf.shape(images)[0]
     height, width = images.shape[1], images.shape[2]
@@ -122,7 +122,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, 
     For training it shuffles, repeats forever and augments on the fly at strength `augment`
     (pass `steps_per_epoch` to fit); otherwise it yields the data once, in order.
     """
-    from edgedigits.tf_stack import tf
+    from edgedigits.training.tf_stack import tf
 
     def to_float(images, labels):
         return tf.cast(images, tf.float32)[..., None] / 255.0, labels

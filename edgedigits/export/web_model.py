@@ -10,7 +10,7 @@ Metadata entries (the `edgedigits` card) are kept.
 
 from __future__ import annotations
 
-from edgedigits import tflite_edit
+from edgedigits.export import tflite_edit
 from firmware_harness.errors import UserError
 
 QUANTIZE = 114  # BuiltinOperator.QUANTIZE

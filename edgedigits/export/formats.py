@@ -1,4 +1,4 @@
-"""The export formats: one record each, read by `export.convert`, `ExportPlan.validate`, the CLI help,
+"""The export formats: one record each, read by `artifacts.convert`, `ExportPlan.validate`, the CLI help,
 the plots and the zoo. Adding a format is adding a record here (docs/architecture.md)."""
 
 from __future__ import annotations

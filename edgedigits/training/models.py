@@ -2,7 +2,7 @@
 
 Register a builder with `@register(zoo_epochs=..., compressed=...)` (the model zoo reads those);
 build with `create_model(name, **kwargs)`. Adding a model is adding a builder here
-(then `python -m edgedigits.models` refreshes model_summary.json; a test says when it is stale).
+(then `python -m edgedigits.training.models` refreshes model_summary.json; a test says when it is stale).
 Conv/DepthwiseConv -> BatchNormalization -> ReLU6 stays in that order everywhere so
 quantization-aware training can fold batch norm into the convolution.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgedigits import MODEL_SUMMARY
-from edgedigits.tf_stack import keras
+from edgedigits.training.tf_stack import keras
 from firmware_harness.contract import IMAGE_SIDE, NUM_CLASSES
 from firmware_harness.errors import UserError
 
@@ -62,7 +62,7 @@ def create_model(name: str, **kwargs) -> keras.Model:
     return model
 
 
-SUMMARY = Path(__file__).with_name(MODEL_SUMMARY)  # what `edgedigits models` prints, without TensorFlow
+SUMMARY = Path(__file__).parents[1] / MODEL_SUMMARY  # edgedigits/: what `edgedigits models` prints, without TensorFlow
 
 
 def summary() -> list[dict]:
@@ -246,7 +246,7 @@ def cnn_deep() -> keras.Model:
     return keras.Model(inputs, _dense_head(x, 256, dropout=0.5))
 
 
-if __name__ == "__main__":  # python -m edgedigits.models: write model_summary.json after changing a builder
+if __name__ == "__main__":  # python -m edgedigits.training.models: write model_summary.json after changing a builder
     import json
 
     SUMMARY.write_text(json.dumps(summary(), indent=2) + "\n")

@@ -1,6 +1,6 @@
 """TFLite conversion and the artifacts a phone app or a firmware build embeds.
 
-The formats are the catalogue in `edgedigits/formats.py`; full-integer int8 (int8 or uint8
+The formats are the catalogue in `edgedigits/export/formats.py`; full-integer int8 (int8 or uint8
 input/output) is calibrated on training images, or keeps the ranges learned in QAT. After
 conversion the file is stripped of strings a device never reads, checked in a real
 interpreter against the Keras model, and written as `<name>.tflite`, `<name>.json`
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import app_snippets, cards, data, tflite_edit, web_model
-from edgedigits.formats import format_named
+from edgedigits.export import app_snippets, tflite_edit, web_model
+from edgedigits.training import cards, data
+from edgedigits.export.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
 from firmware_harness.contract import LABELS, METADATA_NAME, PREPROCESSING
 from firmware_harness.device import package_version
@@ -41,7 +42,7 @@ def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io
     spec = format_named(fmt)
     if io_type not in IO_TYPES:
         raise UserError(f"unknown --io '{io_type}'; choose int8 or uint8")
-    from edgedigits.tf_stack import tf
+    from edgedigits.training.tf_stack import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if spec.optimize:

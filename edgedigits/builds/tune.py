@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import data
+from edgedigits.training import data
 from firmware_harness import atomic
 from firmware_harness.errors import UserError, check_interrupted
 
@@ -113,7 +113,7 @@ def recipe_augment(strength: float) -> bool | float:
 
 def preset_params(blocks: str, dropout: float) -> dict:
     """The trial parameters that sample() turns into this preset (width 1, the default learning rate)."""
-    from edgedigits import train
+    from edgedigits.training import train
 
     tokens = blocks.split()
     downs = [i for i, t in enumerate(tokens) if t.endswith("s2")]
@@ -126,12 +126,13 @@ def preset_params(blocks: str, dropout: float) -> dict:
 
 def measure(model_kwargs: dict, calibration: np.ndarray, need_arena: bool) -> dict:
     """Bytes, TFLite Micro arena and invoke p50 of the model's int8 file (its weights do not matter)."""
-    from edgedigits import export, models, tflite_edit
+    from edgedigits.export import artifacts, tflite_edit
+    from edgedigits.training import models
     from firmware_harness import mcu
     from firmware_harness.runtime import Model
 
     keras_model = models.create_model("ds_cnn", **model_kwargs)
-    content = tflite_edit.strip(export.convert(keras_model, "int8", calibration_images=calibration))
+    content = tflite_edit.strip(artifacts.convert(keras_model, "int8", calibration_images=calibration))
     model = Model(content, name="trial")
     invoke_ns, _ = model.time_single(calibration, warmup=20, runs=300)
     arena = mcu.arena_bytes(content, model.quantize(calibration[:1])) if need_arena else None
@@ -144,8 +145,8 @@ def cheap_accuracy(trial, model_kwargs: dict, lr: float, augment: float, splits:
     """Validation accuracy of a short float training run on a subset, reported each epoch to the pruner."""
     import optuna
 
-    from edgedigits import train
-    from edgedigits.tf_stack import keras, seed_everything
+    from edgedigits.training import train
+    from edgedigits.training.tf_stack import keras, seed_everything
 
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -208,7 +209,7 @@ class Search:
             study = optuna.create_study(direction="maximize", sampler=_sampler(self.seed), **settings)
         except optuna.exceptions.DuplicatedStudyError:
             return optuna.load_study(sampler=_sampler(None), **settings)
-        from edgedigits.models import DS_CNN_PRESETS
+        from edgedigits.training.models import DS_CNN_PRESETS
 
         for spec in DS_CNN_PRESETS.values():
             study.enqueue_trial(preset_params(spec["blocks"], spec["dropout"]))
@@ -273,7 +274,7 @@ class Search:
         """Take the best feasible trials through the full prune -> QAT -> int8 chain; int8 accuracy on validation."""
         from optuna.trial import TrialState
 
-        from edgedigits import pipeline
+        from edgedigits.export import pipeline
 
         promoted = _promoted(study)
         ranked = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
@@ -294,7 +295,7 @@ class Search:
 
     def plan(self, trial, name: str):
         """The `edgedigits export --int8` plan of a trial (the full chain at this search's budget)."""
-        from edgedigits.pipeline import ExportPlan
+        from edgedigits.export.pipeline import ExportPlan
 
         p = trial.params
         kwargs = {"blocks": trial.user_attrs["blocks"], "width": p["width"], "dropout": p["dropout"]}
@@ -308,7 +309,7 @@ class Search:
         verified on the test set like any export; written to OUT/export."""
         from optuna.trial import TrialState
 
-        from edgedigits import pipeline
+        from edgedigits.export import pipeline
 
         study = self.study()
         promoted = _promoted(study)
@@ -326,7 +327,7 @@ class Search:
 
     def report(self, study, promoted: dict[int, dict], wall_s: float) -> dict:
         """trials.json / trials.md, pareto.json and pareto.png in the output folder."""
-        from edgedigits.models import DS_CNN_PRESETS
+        from edgedigits.training.models import DS_CNN_PRESETS
 
         rows = [trial_row(t, promoted.get(t.number), self.limits) for t in study.trials]
         front = pareto_front([r for r in rows if r["state"] == "COMPLETE"])
@@ -337,7 +338,7 @@ class Search:
         atomic.write_json(out / "trials.json", result)
         atomic.write_json(out / "pareto.json", {"study": self.study_name, "front": front})
         atomic.write_text(out / "trials.md", markdown(result))
-        from edgedigits import plots
+        from edgedigits.training import plots
 
         plots.tune_front(rows, front, out / "pareto.png", presets=result["presets"])
         _say(f"wrote {out / 'trials.md'}, trials.json, pareto.json and pareto.png")

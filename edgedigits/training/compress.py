@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits import data
+from edgedigits.training import data
 from firmware_harness.errors import UserError
 
 DEFAULT_SPARSITY = 0.5
@@ -44,7 +44,7 @@ def check_sparsity(sparsity: float) -> None:
 
 
 def _prunable_types() -> tuple:
-    from edgedigits.tf_stack import keras
+    from edgedigits.training.tf_stack import keras
 
     return keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense
 
@@ -52,8 +52,8 @@ def _prunable_types() -> tuple:
 def _fine_tune(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, label: str,
                callbacks: tuple = ()) -> dict:
     """Cosine-decayed Adam fine-tuning with augmentation, resumable, keeping the last epoch's weights."""
-    from edgedigits import train
-    from edgedigits.tf_stack import keras
+    from edgedigits.training import train
+    from edgedigits.training.tf_stack import keras
 
     steps = math.ceil(len(splits.x_train) / recipe.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps=recipe.epochs * steps, alpha=0.05)
@@ -66,7 +66,7 @@ def _fine_tune(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path,
 
 def prune(model, splits: data.Splits, sparsity: float, recipe: StageRecipe, stage_dir: Path):
     """Prune conv/depthwise/dense kernels to `sparsity` while fine-tuning; return the stripped model."""
-    from edgedigits.tf_stack import seed_everything, tfmot
+    from edgedigits.training.tf_stack import seed_everything, tfmot
 
     check_sparsity(sparsity)
     seed_everything(recipe.seed)
@@ -82,7 +82,7 @@ def prune(model, splits: data.Splits, sparsity: float, recipe: StageRecipe, stag
 
 def _prunable_target(model, sparsity: float) -> float:
     """Sparsity for the layers tfmot prunes so that all conv/depthwise/dense kernels together reach `sparsity`."""
-    from edgedigits.tf_stack import keras
+    from edgedigits.training.tf_stack import keras
 
     total = prunable = 0
     for layer in model.layers:
@@ -99,7 +99,7 @@ def _prunable_target(model, sparsity: float) -> float:
 
 def quantize(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path, preserve_sparsity: bool):
     """Int8 quantization-aware fine-tuning; with `preserve_sparsity`, zero weights stay zero."""
-    from edgedigits.tf_stack import seed_everything, tfmot
+    from edgedigits.training.tf_stack import seed_everything, tfmot
 
     seed_everything(recipe.seed)
     qk = tfmot.quantization.keras
