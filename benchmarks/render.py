@@ -34,6 +34,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "digit_gate": "digit_gate",
     "export_*": "export_int8",
     "fuzz*": "fuzz",
+    "handwriting": "handwriting",
     "predict_speed": "predict_speed",
     "recognition": "recognition",
     "results*": "model_zoo",
