@@ -1,8 +1,8 @@
 """Crafted inputs that are valid files but cost an unguarded reader minutes of CPU or gigabytes.
 
 Each builder writes one file into a folder and returns its path; `benchmarks/fuzz.py` runs
-them as its semantic kinds (`SEMANTIC`), `benchmarks/serve_siege.py` posts the images to
-the server. The two hand-built models (`MODELS`) are committed in benchmarks/data/;
+them as its semantic kinds (`SEMANTIC`), `benchmarks/serve_siege.py` posts the images, and the
+crafted forms (`FORMS`: a body and its Content-Type), to the server. The two hand-built models (`MODELS`) are committed in benchmarks/data/;
 `python benchmarks/hostile.py` writes them again with TensorFlow's flatbuffer schema.
 """
 
@@ -58,6 +58,46 @@ def deep_png(folder: Path, width: int = 8000, height: int = 5000) -> Path:
     path = folder / "deep.png"
     cv2.imwrite(str(path), image)
     return path
+
+
+def scan_bomb_jpeg(folder: Path, side: int = 4000, repeats: int = 5000) -> Path:
+    """A 16-MP progressive JPEG whose smallest scan is repeated `repeats` times: under 1 MB, and each copy is
+    decoded over the whole image (13 s in `predict` before scans were counted)."""
+    import cv2
+
+    image = np.full((side, side), 255, np.uint8)
+    cv2.putText(image, "12", (side // 4, side // 2), cv2.FONT_HERSHEY_SIMPLEX, side / 200, 0, side // 60)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_QUALITY, 50])
+    data = encoded.tobytes()
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+    ends = starts[1:] + [data.rindex(b"\xff\xd9")]
+    smallest = min(zip(starts, ends), key=lambda span: span[1] - span[0])
+    scan = data[smallest[0]:smallest[1]]
+    path = folder / "scan_bomb.jpg"
+    path.write_bytes(data[:-2] + scan * repeats + b"\xff\xd9")
+    return path
+
+
+def many_parts_form(parts: int = 20_000) -> tuple[str, bytes]:
+    """A 1 MB multipart/form-data body of `parts` tiny fields: (content type, body)."""
+    boundary = "b0undary"
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nx\r\n" % (boundary.encode(), i)
+                    for i in range(parts)) + b"--%s--\r\n" % boundary.encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def nested_form(depth: int = 2000) -> tuple[str, bytes]:
+    """multipart/form-data nested `depth` deep (each part itself a multipart/mixed body)."""
+    body = b"x"
+    for level in range(depth):
+        boundary = b"n%d" % level
+        body = (b"--%s\r\nContent-Type: multipart/mixed; boundary=n%d\r\n\r\n%s\r\n--%s--\r\n"
+                % (boundary, level - 1, body, boundary)) if level else body
+    return f"multipart/form-data; boundary=n{depth - 1}", body
+
+
+FORMS: dict[str, Callable[[], tuple[str, bytes]]] = {"form_20000_parts": many_parts_form,
+                                                     "form_nested_2000": nested_form}
 
 
 def _npy(header_shape: tuple, body: bytes, descr: str = "|u1") -> bytes:
@@ -123,6 +163,7 @@ SEMANTIC: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "marks_grid": ("image", grid_png),
     "marks_dense": ("image", dense_digits_png),
     "deep_png": ("image", deep_png),
+    "scan_bomb_jpeg": ("image", scan_bomb_jpeg),
     "npz_negative_shape": ("npz", npz_negative_shape),
     "npz_empty_axis": ("npz", npz_empty_axis),
     "idx_overflow": ("idx", idx_overflow),

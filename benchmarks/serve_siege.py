@@ -43,30 +43,33 @@ def _rss_mib(pid: int) -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
-def _bodies(folder: Path) -> dict[str, bytes]:
-    """The crafted uploads, and a photo-like 4000x3000 page and an MNIST digit for contrast."""
+def _bodies(folder: Path) -> dict[str, tuple[str, bytes]]:
+    """The crafted uploads (Content-Type, body), and a photo-like 4000x3000 page and an MNIST digit for
+    contrast."""
     test = mnist.load(mnist.locate(None), splits=("test",))
     page = np.full((3000, 4000), 235, np.uint8)
     for k in range(40):
         y, x = divmod(k, 8)
         tile = cv2.resize(255 - test.x_test[k], (280, 280), interpolation=cv2.INTER_LINEAR)
         page[200 + y * 500:480 + y * 500, 200 + x * 460:480 + x * 460] = tile
-    bodies = {name: build(folder).read_bytes() for name, (loader, build) in hostile.SEMANTIC.items()
+    bodies = {name: ("image/png", build(folder).read_bytes()) for name, (loader, build) in hostile.SEMANTIC.items()
               if loader == "image"}
-    bodies["grid512"] = hostile.grid_png(folder, side=512).read_bytes()
-    bodies["photo_12mp"] = cv2.imencode(".jpg", page)[1].tobytes()
-    bodies["digit"] = cv2.imencode(".png", 255 - test.x_test[0])[1].tobytes()
+    bodies.update({name: build() for name, build in hostile.FORMS.items()})
+    bodies["grid512"] = ("image/png", hostile.grid_png(folder, side=512).read_bytes())
+    bodies["photo_12mp"] = ("image/jpeg", cv2.imencode(".jpg", page)[1].tobytes())
+    bodies["digit"] = ("image/png", cv2.imencode(".png", 255 - test.x_test[0])[1].tobytes())
     return bodies
 
 
-def _post(connection: http.client.HTTPConnection, body: bytes) -> int:
-    connection.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+def _post(connection: http.client.HTTPConnection, upload: tuple[str, bytes]) -> int:
+    content_type, body = upload
+    connection.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
     response = connection.getresponse()
     response.read()
     return response.status
 
 
-def _clients(port: int, bodies: list[bytes], clients: int, until, statuses: dict) -> None:
+def _clients(port: int, bodies: list[tuple[str, bytes]], clients: int, until, statuses: dict) -> None:
     """`clients` threads posting `bodies` in turn until `until(k)` says stop; status codes counted. A client
     told 503 (busy) waits BUSY_PAUSE_S and posts the same body again, and `k` counts answered posts."""
     lock = threading.Lock()
@@ -112,7 +115,7 @@ def _percentiles(ms: list[float]) -> dict:
             "p99": round(float(np.percentile(values, 99)), 2), "max": round(float(values.max()), 2)}
 
 
-def adversarial(port: int, bodies: dict[str, bytes], clients: int, seconds: float) -> dict:
+def adversarial(port: int, bodies: dict[str, tuple[str, bytes]], clients: int, seconds: float) -> dict:
     statuses: dict = {}
     stop_at = time.perf_counter() + seconds
     health: list[float] = []
@@ -172,7 +175,7 @@ def idle(port: int, count: int, log: Path) -> dict:
             "health_failures": failures, "log_bytes": log.stat().st_size - log_before}
 
 
-def memory(port: int, pid: int, bodies: dict[str, bytes], clients: int, requests: int) -> dict:
+def memory(port: int, pid: int, bodies: dict[str, tuple[str, bytes]], clients: int, requests: int) -> dict:
     samples = [round(_rss_mib(pid), 1)]
     statuses: dict = {}
     mixed = list(bodies.values())

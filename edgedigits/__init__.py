@@ -7,6 +7,8 @@ import os
 # leaves TensorFlow loadable for training in the same process. The device runtime knows nothing of Keras.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
 DEFAULT_MODEL = "ds_cnn_fast"  # what `train` and `export` build by default; the shipped model is its export
 MODEL_SUMMARY = "model_summary.json"  # the registry as built: names, params, MACs, zoo settings; read without TensorFlow
 

@@ -13,9 +13,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgedigits import DEFAULT_MODEL
+from edgedigits import DEFAULT_MODEL, __version__
 from edgedigits.export import formats as formats_mod
-from firmware_harness.errors import Interrupted, UserError, WorkError, printable_streams, raise_interrupted
+from firmware_harness.atomic import remove_empty_created
+from firmware_harness.errors import Interrupted, UserError, WorkError, printable, printable_streams, raise_interrupted
+
+# The extra that brings each optional module a command may import: a missing one is a one-line error naming it.
+EXTRA_OF = {"optuna": "tune", "sqlalchemy": "tune", "psycopg2": "tune", "matplotlib": "train", "tensorflow": "train",
+            "tf_keras": "train", "tensorflow_model_optimization": "train", "starlette": "web", "uvicorn": "web",
+            "ai_edge_litert": "litert", "cv2": "litert"}
 
 app = typer.Typer(
     add_completion=False,
@@ -28,12 +34,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            typer.echo(f"edgedigits {version('edgedigits')}")
-        except PackageNotFoundError:
-            typer.echo("edgedigits (not installed: run from a source tree)")
+        typer.echo(f"edgedigits {__version__}")
         raise typer.Exit()
 
 
@@ -331,10 +332,20 @@ def main() -> None:
     try:
         app(prog_name="edgedigits")
     except (UserError, WorkError) as e:
+        remove_empty_created()
         if debug:
             raise
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {printable(str(e), one_line=True)}", err=True)
         sys.exit(e.exit_code)
+    except ModuleNotFoundError as e:
+        remove_empty_created()
+        extra = EXTRA_OF.get((e.name or "").split(".")[0])
+        if debug or extra is None:
+            raise
+        typer.echo(f"error: this command needs {e.name}, which is not installed: pip install 'edgedigits[{extra}]'",
+                   err=True)
+        sys.exit(UserError.exit_code)
     except Interrupted:
+        remove_empty_created()
         typer.echo("interrupted", err=True)
         sys.exit(Interrupted.exit_code)

@@ -16,7 +16,8 @@ import textwrap
 from pathlib import Path
 
 from firmware_harness import atomic, mnist, sources
-from firmware_harness.errors import NO_OPENCV, Interrupted, UserError, WorkError, printable_streams, raise_interrupted
+from firmware_harness.errors import (NO_OPENCV, Interrupted, UserError, WorkError, printable, printable_streams,
+                                     raise_interrupted)
 from firmware_harness.runtime import BACKENDS, KERNELS, shipped_model
 
 
@@ -57,7 +58,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         atomic.write_json(args.json, result)
     if args.markdown:
         atomic.write_text(args.markdown, table)
-    return 0
+    refused = [row for row in result["rows"] if "error" in row]
+    for row in refused:
+        print(f"error: {printable(row['error'], one_line=True)}", file=sys.stderr)
+    return 2 if refused else 0  # as predict: the others are measured, and the exit code says one was not
 
 
 def cmd_mcu(args: argparse.Namespace) -> int:
@@ -166,9 +170,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     (model_path,) = _models([args.model] if args.model else [])
     reader = DigitReader(model_path, backend=args.backend, threads=args.threads, max_pixels=args.max_pixels)
-    files = images.image_files(args.paths)
+    found = images.image_files(args.paths, recursive=args.recursive)
+    files = found.files
+    if found.skipped():
+        print(f"note: {printable(found.skipped(), one_line=True)}", file=sys.stderr)
     if not files:
-        raise UserError("no image files found in the given folders")
+        raise UserError("no image files found in the given folders" + ("" if args.recursive else
+                                                                       " (--recursive reads their subfolders)"))
     failed = 0
     # the results scrolling by on a terminal are progress enough; a bar is for output that goes to a file
     bar = progress.Bar("predict", len(files), unit="images") if len(files) > 1 and not sys.stdout.isatty() else None
@@ -177,11 +185,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             bar.advance()
         if done.error:
             failed += 1
-            print(f"error: {done.error}", file=sys.stderr)
+            print(f"error: {printable(str(done.error), one_line=True)}", file=sys.stderr)
         elif args.json:
             print(json.dumps({"path": str(done.path), **done.reading.as_json(args.min_confidence)}), flush=True)
         else:
-            print(f"{done.path}: {done.reading.as_text(args.min_confidence)}", flush=True)
+            print(f"{printable(str(done.path), one_line=True)}: {done.reading.as_text(args.min_confidence)}", flush=True)
     if bar:
         bar.close()
     return 2 if failed else 0  # a file that could not be read is bad input
@@ -243,6 +251,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     predict = _command(sub, "predict", "read the digits in image files or folders of images")
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     predict.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
+    predict.add_argument("-r", "--recursive", action="store_true", help="also read the images in the subfolders of "
+                         "a folder given (symlinked folders are not followed)")
     predict.add_argument("--json", action="store_true", help="one JSON line per image: path, digits, confidences, boxes")
     predict.add_argument("--max-pixels", type=int, default=None, help="refuse larger images before decoding "
                          "[default: $EDGEDIGITS_MAX_PIXELS, else 40000000]")
@@ -296,19 +306,28 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness"
         _positive(args)
         return args.func(args)
     except (UserError, WorkError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        atomic.remove_empty_created()
+        print(f"error: {printable(str(e), one_line=True)}", file=sys.stderr)
+        sources.exit_now_if_stuck(e.exit_code)
         return e.exit_code
     except ModuleNotFoundError as e:
+        atomic.remove_empty_created()
         if e.name != "cv2":
             raise
         print(f"error: {NO_OPENCV}", file=sys.stderr)
         return WorkError.exit_code
     except Interrupted:
+        atomic.remove_empty_created()
         print("interrupted", file=sys.stderr)
         return Interrupted.exit_code
     except BrokenPipeError:  # `... | head`: the reader has gone; say nothing more, as a command killed by SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:  # `predict --json > out.jsonl` on a full disk: the output itself cannot be written
+        if e.errno not in atomic.WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write the output: {e.strerror}; free some space or write it elsewhere", file=sys.stderr)
+        return UserError.exit_code
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -17,16 +19,60 @@ from typing import Any
 from firmware_harness.errors import UserError
 
 
+_created: list[Path] = []  # folders this process made, outermost first: a failed command removes the empty ones
+
+
 def ensure_dir(path: str | os.PathLike) -> Path:
     """Create `path` (and parents) or fail with a one-line error that says what to do."""
     path = Path(path)
+    missing, level = [], path
+    while not level.exists() and not level.is_symlink() and level != level.parent:
+        missing.append(level)
+        level = level.parent
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create folder {path}: {e.strerror}; choose another output folder") from e
+    _created.extend(reversed(missing))
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to folder {path}: permission denied; choose another output folder")
     return path
+
+
+def remove_empty_created() -> None:
+    """After a failed command: remove the folders this process created that hold nothing (or only its lock
+    file), innermost first, so that a command that fails leaves no empty folder behind. Never a folder that
+    was there before."""
+    for folder in reversed(_created):
+        try:
+            entries = list(folder.iterdir())
+            if all(e.name == LOCK_FILE and e.is_file() and not e.is_symlink() for e in entries):
+                for entry in entries:
+                    entry.unlink()
+                folder.rmdir()
+        except OSError:  # gone already, or not ours to empty: leave it
+            pass
+    _created.clear()
+
+
+def inside(folder: str | os.PathLike, name: str) -> Path:
+    """`folder / name` for a writer of a folder of ours (web, bundle, export), refused in one line if `name`
+    would leave the folder (absolute, or `..`) or passes through a symbolic link on the way (it could point
+    anywhere): what is written stays inside `folder`."""
+    folder = Path(folder)
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        raise UserError(f"{name!r} is not a name inside {folder}; choose a plain file name")
+    path = folder
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            raise UserError(f"{path} is a symbolic link; edgedigits writes only inside {folder}: remove the link "
+                            f"or choose another output folder")
+    return path
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 @contextmanager
@@ -35,19 +81,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name keeps the final suffix, for writers that choose a format by it, and
     holds the writer's process id, so that one left by a killed process is removed next time.
+    Only a regular file (or nothing) is replaced: a symbolic link is written through, to the file it
+    names; a device, a FIFO or /dev/fd/N (a shell's `>(...)`) gets the finished bytes written in place,
+    never a file in its stead. A full disk or a read-only place is a one-line error.
     """
     path = Path(path)
-    folder = ensure_dir(path.parent)
-    _remove_orphans(folder, path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}", dir=folder)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name to write")
+    special = path.exists() and not path.is_file()
+    if path.is_symlink() and not special:
+        path = Path(os.path.realpath(path))
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+        if special:
+            with tempfile.TemporaryDirectory(prefix="edgedigits-") as scratch:
+                tmp_path = Path(scratch) / f"out{path.suffix}"
+                yield tmp_path
+                with open(path, "wb") as out, open(tmp_path, "rb") as finished:
+                    shutil.copyfileobj(finished, out)
+            return
+        folder = ensure_dir(path.parent)
+        _remove_orphans(folder, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}", dir=folder)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+            os.replace(tmp_path, path)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        raise UserError(f"cannot write {path}: {e.strerror}; free some space or choose another place to write") from e
 
 
 def _remove_orphans(folder: Path, path: Path) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from firmware_harness import mnist
 from firmware_harness.device import machine_info
+from firmware_harness.errors import UserError
 from firmware_harness.runtime import Model
 
 
@@ -65,9 +66,17 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
     Latency runs in `settings.instances` rounds; each round times a fresh interpreter of
     every model in turn, so a slow spell of the machine falls on all models alike.
     """
-    models = [Model(path, backend=settings.backend, threads=settings.threads, name=name, kernels=settings.kernels)
-              for path, name in zip(paths, distinct_names(paths))]
-    rows = [_accuracy_row(model, path, test) for model, path in zip(models, paths)]
+    in_order, models = [], []  # every path's row, in the order given; the models that load
+    for path, name in zip(paths, distinct_names(paths)):
+        try:
+            model = Model(path, backend=settings.backend, threads=settings.threads, name=name, kernels=settings.kernels)
+            row = _accuracy_row(model, path, test)
+        except UserError as e:  # one model it cannot measure is one row that says why; the others go on
+            in_order.append({"model": name, "path": str(path), "error": str(e)})
+            continue
+        models.append(model)
+        in_order.append(row)
+    rows = [row for row in in_order if "error" not in row]
     per_instance = max(1, math.ceil(settings.runs / settings.instances))
     samples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in models]
     for round_ in range(settings.instances):
@@ -88,12 +97,15 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
             "instances": settings.instances,
             "warmup": settings.warmup,
         })
-    return rows
+    return in_order
 
 
 def bench_model(path: str | Path, test: mnist.DigitData, settings: BenchSettings) -> dict:
-    """The row of one model (`bench_models` of a single path)."""
-    return bench_models([Path(path)], test, settings)[0]
+    """The row of one model (`bench_models` of a single path); a model it cannot measure is an error."""
+    row = bench_models([Path(path)], test, settings)[0]
+    if "error" in row:
+        raise UserError(row["error"])
+    return row
 
 
 def _accuracy_row(model: Model, path: Path, test: mnist.DigitData) -> dict:
@@ -118,7 +130,7 @@ def _accuracy_row(model: Model, path: Path, test: mnist.DigitData) -> dict:
 
 def device_section(rows: list[dict]) -> dict:
     info = machine_info()
-    backends = sorted({f"{r['backend']} {r['backend_version']}" for r in rows})
+    backends = sorted({f"{r['backend']} {r['backend_version']}" for r in rows if "error" not in r})
     info["backend"] = ", ".join(backends)
     info["dataset"] = rows[0].get("dataset") if rows else None
     return info
@@ -136,6 +148,9 @@ def markdown(result: dict) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | not measured: {r['error'].replace('|', '/')} |" + " |" * 14)
+            continue
         inv = r["invoke_us"]
         lines.append(
             f"| {r['model']} | {r['input_dtype']} | {r['backend']} {r['backend_version']}"

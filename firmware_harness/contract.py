@@ -6,6 +6,8 @@ the file), the page (`model.json`) and the models' builders.
 
 from __future__ import annotations
 
+from firmware_harness.errors import UserError
+
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
 LABELS = [str(d) for d in range(NUM_CLASSES)]
@@ -24,9 +26,19 @@ PREPROCESSING = {
 }
 
 
-def labels_from(entry: dict | None) -> list[str]:
-    """The labels a model's `edgedigits` metadata entry names, or the digits for a file without one."""
-    labels = (entry or {}).get("labels")
-    if isinstance(labels, list) and len(labels) == NUM_CLASSES and all(isinstance(x, str) for x in labels):
-        return labels
-    return LABELS
+def labels_from(entry: dict | None, classes: int = NUM_CLASSES) -> list[str]:
+    """The labels a model's `edgedigits` metadata entry names, or the digits for a file without them.
+
+    A reading is its labels side by side, one character a mark, so a digit model's labels must be ten
+    distinct single printable characters; a file that names others is refused (a one-line UserError)."""
+    if entry is None or "labels" not in entry:
+        return LABELS
+    labels = entry["labels"]
+    if classes != NUM_CLASSES:  # the gate's two scores: not read as text
+        return labels if isinstance(labels, list) else LABELS
+    if not (isinstance(labels, list) and len(labels) == NUM_CLASSES and len(set(map(str, labels))) == NUM_CLASSES
+            and all(isinstance(x, str) and len(x) == 1 and x.isprintable() and not x.isspace() for x in labels)):
+        shown = repr(labels)[:80].encode("unicode_escape").decode("ascii")
+        raise UserError(f"its metadata names the labels {shown}: a digit model needs ten distinct single "
+                        f"printable characters (0-9 for the digits); export it again")
+    return labels

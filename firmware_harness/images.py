@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,8 @@ MAX_PIXELS = 40_000_000  # a 40-MP photo; $EDGEDIGITS_MAX_PIXELS or --max-pixels
 PIXELS_ENV_VAR = "EDGEDIGITS_MAX_PIXELS"
 BYTES_PER_BUDGET_PIXEL = 4  # decoded bytes allowed per pixel of the budget: 8-bit BGRA
 MAX_FILE_BYTES = 200 << 20
+MAX_JPEG_SCANS = 100  # each scan of a progressive JPEG is decoded over the whole image: time, not pixels
+JPEG_SCAN = b"\xff\xda"  # the start-of-scan marker
 
 
 def pixel_budget() -> int:
@@ -153,6 +156,10 @@ def decode(data: bytes, label: str, max_pixels: int | None = None) -> np.ndarray
     if decoded > max_bytes:
         raise TooManyPixels(f"{label}: {width}x{height} at {per_pixel} bytes a pixel decodes to {decoded / 1e6:.0f} MB, "
                             f"over the {max_bytes / 1e6:.0f} MB limit; save it as 8-bit or smaller, or raise --max-pixels")
+    scans = data.count(JPEG_SCAN) if data[:2] == b"\xff\xd8" else 0  # in the coded data FF is followed by 00
+    if scans > MAX_JPEG_SCANS:
+        raise UserError(f"{label}: a JPEG of {scans:,} scans (a progressive photo has about 10), over the "
+                        f"{MAX_JPEG_SCANS} this tool decodes; save it again as a baseline JPEG or a PNG")
     cut_jpeg = data[:2] == b"\xff\xd8" and _jpeg_truncated(data)
     image, complaint = None, ""
     if not cut_jpeg:
@@ -163,11 +170,38 @@ def decode(data: bytes, label: str, max_pixels: int | None = None) -> np.ndarray
         raise UserError(f"{label}: the image data is corrupt or truncated" + (f" ({complaint})" if complaint else ""))
     if complaint:
         print(f"warning: {label}: {complaint}; the digits read may be wrong", file=sys.stderr)
+    return as_uint8(image, label)
+
+
+def as_uint8(image: np.ndarray, label: str = "image") -> np.ndarray:
+    """A gray, BGR or BGRA image array of any pixel type as uint8: uint16 keeps its top byte, floats in 0-1
+    or 0-255 are scaled to 0-255 (others and other integers are stretched from their range), bool is 0/255;
+    pixels that are NaN or infinite become the median of the rest. Anything else is a one-line error."""
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
+        raise UserError(f"{label}: shape {image.shape} is not an image; give (H, W) gray, (H, W, 3) BGR or "
+                        f"(H, W, 4) BGRA")
+    if image.dtype == np.uint8:
+        return image
     if image.dtype == np.uint16:
-        image = np.right_shift(image, 8, out=image).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return image
+        return np.right_shift(image, 8).astype(np.uint8)
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    if not (np.issubdtype(image.dtype, np.floating) or np.issubdtype(image.dtype, np.integer)):
+        raise UserError(f"{label}: pixels of type {image.dtype} are not an image; give uint8, uint16 or floats "
+                        f"in 0-1 or 0-255")
+    image = image.astype(np.float32)
+    finite = np.isfinite(image)
+    if not finite.all():
+        if not finite.any():
+            raise UserError(f"{label}: no pixel has a finite value")
+        image[~finite] = np.median(image[finite])
+    low, high = float(image.min()), float(image.max())
+    if low >= 0 and high <= 1:
+        image *= 255
+    elif low < 0 or high > 255:
+        image = (image - low) * (255 / (high - low) if high > low else 0)
+    return np.rint(image).astype(np.uint8)
 
 
 def _pixels(count: int) -> str:
@@ -191,12 +225,47 @@ def read(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     return decode(data, str(path), max_pixels)
 
 
-def image_files(paths: list[Path]) -> list[Path]:
-    """Files as given, and the image files (by suffix, sorted) inside any folder given."""
-    out = []
+@dataclass
+class FileList:
+    """The image files found in the paths given, and what was passed over in the folders among them."""
+
+    files: list[Path] = field(default_factory=list)
+    not_images: list[Path] = field(default_factory=list)  # files in a folder whose suffix is no image's
+    subfolders: list[Path] = field(default_factory=list)  # folders inside a folder, not read without recursive
+
+    def skipped(self) -> str:
+        """What was passed over, in one line for stderr ('' if nothing)."""
+        parts = []
+        if self.not_images:
+            names = ", ".join(p.name for p in self.not_images[:3]) + (", ..." if len(self.not_images) > 3 else "")
+            what = "1 file that is not an image" if len(self.not_images) == 1 else \
+                f"{len(self.not_images)} files that are not images"
+            parts.append(f"{what} ({names})")
+        if self.subfolders:
+            parts.append(f"{len(self.subfolders)} subfolder{'s' * (len(self.subfolders) > 1)} (--recursive reads them)")
+        return "skipped " + " and ".join(parts) if parts else ""
+
+
+def image_files(paths: list[Path], recursive: bool = False) -> FileList:
+    """Files as given, and the image files (by suffix, sorted) inside any folder given (and in its
+    subfolders, with `recursive`; symlinked folders are not followed, so a loop cannot trap the walk)."""
+    found = FileList()
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            _folder(path, recursive, found)
         else:
-            out.append(path)
-    return out
+            found.files.append(path)
+    return found
+
+
+def _folder(folder: Path, recursive: bool, found: FileList) -> None:
+    entries = sorted(folder.iterdir())
+    for entry in entries:
+        if entry.is_file():
+            (found.files if entry.suffix.lower() in IMAGE_SUFFIXES else found.not_images).append(entry)
+    for entry in entries:
+        if entry.is_dir():
+            if recursive and not entry.is_symlink():
+                _folder(entry, recursive, found)
+            elif not recursive:
+                found.subfolders.append(entry)

@@ -25,6 +25,7 @@ class Bar:
     def __init__(self, label: str, total: int, unit: str = "items", stream=None):
         self.label, self.total, self.unit = label, total, unit
         self.stream = stream or sys.stderr
+        self.stream = getattr(self.stream, "unfiltered", self.stream)  # its own \r and erase codes, unescaped
         self.shown = self.stream.isatty()
         self.done = 0
         self.note = ""  # shown after the counts: the last epoch's loss, say

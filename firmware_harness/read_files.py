@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.pool
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,7 +69,8 @@ def read_files(reader: DigitReader, files: list[Path], jobs: int = 1) -> Iterato
 
         cv2.setNumThreads(1)
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
-    if jobs <= 1 or len(chunks) < 2:
+    jobs = min(jobs, len(chunks), os.cpu_count() or 1)  # work for each, and a core each: --jobs 24 on 3 chunks is 3
+    if jobs <= 1:
         for path in files:
             yield _read_one(path, reader)
         return

@@ -5,7 +5,7 @@
     reader = DigitReader()                   # the shipped model; DigitReader("my.tflite", threads=2) for another
     reading = reader.read("photo.jpg")       # a path, or a BGR / gray numpy image
     print(reading.digits, reading.confidences, reading.boxes, reading.line_texts())
-    probabilities = reader.classify(digits)  # (N, 28, 28) MNIST-style digits -> (N, 10)
+    probabilities = reader.classify(reading.crops)  # (N, 28, 28) MNIST-style digits -> (N, 10)
 
 `edgedigits predict` reads its files through it.
 """
@@ -42,9 +42,12 @@ class DigitReader:
         self.max_pixels = max_pixels or images.pixel_budget()
 
     def read(self, image: np.ndarray | str | os.PathLike) -> Reading:
-        """Every digit in an image file or a BGR, BGRA or gray image array, in reading order (lines top to
-        bottom): `.digits`, `.confidences`, `.boxes` ([x, y, w, h]), `.lines`, `.line_texts()`."""
-        if not isinstance(image, np.ndarray):
+        """Every digit in an image file or a BGR, BGRA or gray image array (uint8, uint16, or floats in 0-1 or
+        0-255), in reading order (lines top to bottom): `.digits`, `.confidences`, `.boxes` ([x, y, w, h]),
+        `.lines`, `.line_texts()`."""
+        if isinstance(image, np.ndarray):
+            image = images.as_uint8(image)
+        else:
             image = images.read(Path(image), max_pixels=self.max_pixels)
         return recognize.read(self.model, image, self.gate)
 

@@ -145,9 +145,12 @@ class Model:
         except tflite_file.MalformedModel as e:
             raise UserError(f"{label}: {e}; export the model again") from e
         self.classes = classes
-        _check_digit_model(self.info, label, classes)
+        check_digit_model(self.info, label, classes)
         self.card = self.info.metadata_json(contract.METADATA_NAME)  # the file's own card, if it carries one
-        self.labels = contract.labels_from(self.card)
+        try:
+            self.labels = contract.labels_from(self.card, classes)
+        except UserError as e:
+            raise UserError(f"{label}: {e}") from None
         self.backend = get_backend(backend)
         self.threads = threads
         if kernels not in KERNELS:
@@ -351,7 +354,7 @@ def _spec(details: dict) -> TensorSpec:
     return TensorSpec(tuple(int(d) for d in details["shape"]), details["dtype"], float(scale), int(zero_point))
 
 
-def _check_digit_model(info: tflite_file.TFLiteModel, label: str, classes: int) -> None:
+def check_digit_model(info: tflite_file.TFLiteModel, label: str, classes: int) -> None:
     """Refuse a model that does not take one 28x28 image and give `classes` scores."""
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise UserError(f"{label}: expected one input and one output, found {len(info.inputs)} and {len(info.outputs)}")

@@ -74,9 +74,17 @@ class _Capture(Source):
     def __init__(self, spec: str, opener):
         import cv2
 
+        from firmware_harness import images
+
         self.spec = spec
         self._capture = _open_with_timeout(opener, self.label(spec))
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
+        self._budget = images.pixel_budget()  # frames are held to the budget images are (--max-pixels)
+        width, height = (int(self._capture.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > self._budget:
+            self._capture.release()
+            raise UserError(f"{self.label(spec)}: frames of {width}x{height} are {width * height:,} pixels, over the "
+                            f"{self._budget:,}-pixel limit; record at a smaller size or raise ${images.PIXELS_ENV_VAR}")
 
     @staticmethod
     def label(spec: str) -> str:
@@ -88,6 +96,9 @@ class _Capture(Source):
         for attempt in range(READ_RETRIES):
             ok, frame = self._capture.read()
             if ok and frame is not None:
+                if frame.shape[0] * frame.shape[1] > self._budget:  # larger than its container said
+                    raise UserError(f"{self.spec}: a frame of {frame.shape[1]}x{frame.shape[0]} is over the "
+                                    f"{self._budget:,}-pixel limit")
                 return frame
             total = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
             if total > 0 and self._capture.get(cv2.CAP_PROP_POS_FRAMES) >= total - 1:
@@ -142,7 +153,7 @@ class ImageFolder(Source):
     def __init__(self, spec: str):
         from firmware_harness import images
 
-        self._files = images.image_files([Path(spec)])
+        self._files = images.image_files([Path(spec)]).files
         if not self._files:
             raise UserError(f"{spec}: no image files in this folder")
         self._next = 0
@@ -203,6 +214,18 @@ def _quiet_opencv() -> None:
         cv2.setLogLevel(2)  # 2 = errors only, on OpenCV builds without cv2.utils.logging
 
 
+stuck: list[threading.Thread] = []  # openers still inside OpenCV: the process must end without finalizers
+
+
+def exit_now_if_stuck(code: int) -> None:
+    """End the process at once if an opener is still inside native code: a normal exit would destroy its
+    C++ thread while it runs, and abort ('terminate called without an active exception')."""
+    if any(thread.is_alive() for thread in stuck):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _open_with_timeout(opener, label: str):
     """Open a cv2.VideoCapture in a thread; a clear error if it fails or takes over OPEN_TIMEOUT_S."""
     _quiet_opencv()
@@ -211,6 +234,7 @@ def _open_with_timeout(opener, label: str):
     thread.start()
     thread.join(OPEN_TIMEOUT_S)
     if not result:
+        stuck.append(thread)
         raise UserError(f"{label}: no answer within {OPEN_TIMEOUT_S:.0f} s; check the device or address")
     capture = result[0]
     if not capture.isOpened():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from firmware_harness import bounded_json
 from firmware_harness.errors import UserError
 
 FILE_IDENTIFIER = b"TFL3"
@@ -89,7 +90,7 @@ class TFLiteModel:
     def metadata_json(self, name: str) -> dict | None:
         """The metadata entry `name` parsed as a JSON object, or None if absent or not a JSON object."""
         try:
-            value = json.loads(self.metadata[name])
+            value = bounded_json.loads(self.metadata[name])
         except (KeyError, ValueError):
             return None
         return value if isinstance(value, dict) else None

@@ -128,3 +128,19 @@ def test_same_named_models_get_rows_that_tell_them_apart(tmp_path, shipped_model
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ") and "int8" in line]
     assert rows == ["a/edgedigits_int8", "b/edgedigits_int8"]
+
+
+def test_every_shipped_file_gets_a_row_even_the_ones_it_cannot_measure(tmp_path, shipped_model, mnist_path):
+    """`bench pretrained/*.tflite`: the digit gate (two scores, not ten) is a row that says why, not the end."""
+    files = sorted(shipped_model.parent.glob("*.tflite"))
+    result = run_cli("bench", *map(str, files), "--data", str(mnist_path), "--limit", "200", "--runs", "20",
+                     "--warmup", "2", "--json", str(tmp_path / "bench.json"))
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert [row["path"] for row in rows] == [str(f) for f in files]
+    refused = [row for row in rows if "error" in row]
+    assert [Path(row["path"]).name for row in refused] == [f.name for f in files if "gate" in f.name]
+    assert all("10 scores" in row["error"] for row in refused)
+    assert all(row["accuracy"] > 0.95 for row in rows if "error" not in row)
+    table_rows = [line for line in result.stdout.splitlines() if line.startswith("| edgedigits")]
+    assert len(table_rows) == len(files) and sum("not measured" in line for line in table_rows) == len(refused)
+    assert result.returncode == 2 and result.stderr.count("error:") == len(refused)  # as predict: said, and counted

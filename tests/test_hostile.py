@@ -180,3 +180,154 @@ def test_run_sh_leaves_no_half_made_environment_when_the_install_fails(tmp_path,
     assert "Traceback" not in run.stderr
     readme = (out / "README.md").read_text()  # and it says how to run predict and camera there
     assert "firmware_harness predict" in readme and "firmware_harness camera" in readme
+
+
+def test_outputs_to_a_device_or_a_pipe_are_written_in_place(tmp_path, mnist_path, shipped_model):
+    """`--json /dev/null` (as root) must not replace the device node; `--json /dev/fd/N` (a shell's `>(jq .)`)
+    must reach the pipe."""
+    devnull = os.stat("/dev/null")
+    args = ["bench", str(shipped_model), "--data", str(mnist_path), "--limit", "50", "--runs", "5", "--warmup", "1"]
+    result = run_cli(*args, "--json", "/dev/null")
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = os.stat("/dev/null")
+    assert (after.st_mode, after.st_rdev, after.st_ino) == (devnull.st_mode, devnull.st_rdev, devnull.st_ino)
+    read, write = os.pipe()
+    code = "import sys; from edgedigits.launch import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", code, *args, "--json", f"/dev/fd/{write}"], pass_fds=(write,),
+                          capture_output=True, text=True, timeout=300)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        assert done.returncode == 0 and '"rows"' in pipe.read(), done.stderr[-2000:]
+    full = run_cli(*args, "--json", "/dev/full")  # a device that is always full: ENOSPC
+    assert_one_line_error(full, 2, "cannot write /dev/full", "No space left")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a disk that fills up (root only, as CI runs)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tiny_disk, tmp_path, digits_png, mnist_path,
+                                                                shipped_model):
+    (tiny_disk / "filler").write_bytes(b"\0" * 200_000)
+    result = run_cli("web", str(tiny_disk / "site"))
+    assert_one_line_error(result, 2, "cannot write", "No space left on device")
+    assert not list(tiny_disk.rglob("*.tmp*")), "no temporary file is left"
+    result = run_cli("bundle", "--out", str(tiny_disk / "bundle"), "--data", str(mnist_path))
+    assert_one_line_error(result, 2, "No space left on device")
+
+
+def test_web_refuses_to_write_through_a_link_planted_in_its_folder(tmp_path):
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    assert run_cli("web", str(site)).returncode == 0
+    elsewhere.mkdir()
+    for old in (site / "vendor").iterdir():
+        old.unlink()
+    (site / "vendor").rmdir()
+    (site / "vendor").symlink_to(elsewhere)
+    assert_one_line_error(run_cli("web", str(site)), 2, "symbolic link")
+    assert not list(elsewhere.iterdir()), "nothing written through the link"
+
+
+@pytest.mark.parametrize("name", ['../inj"\n#error INJECTED', "a/b", "/abs", "x.tflite", "", "é"])
+def test_an_artifact_name_is_a_name_not_a_path(tmp_path, mnist_path, name):
+    result = run_cli("export", "--name", name, "--data", str(mnist_path), "--out", str(tmp_path / "out"),
+                     "--limit", "100")
+    assert_one_line_error(result, 2, "is not a plain name")
+    assert "\n#error" not in result.stderr.split("error:", 1)[1].strip()  # echoed escaped, on one line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bundle_readme_quotes_the_model_name(tmp_path, mnist_path, shipped_model):
+    odd = tmp_path / "m$(touch pwned)`touch pwned2`.tflite"
+    odd.write_bytes(shipped_model.read_bytes())
+    assert run_cli("bundle", str(odd), "--out", str(tmp_path / "b"), "--data", str(mnist_path)).returncode == 0
+    readme = (tmp_path / "b" / "README.md").read_text()
+    line = next(li for li in readme.splitlines() if "predict photo.jpg" in li).strip()
+    subprocess.run(["bash", "-c", line.replace(".venv/bin/python -m firmware_harness", "echo", 1)], cwd=tmp_path,
+                   capture_output=True, check=True)
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_worker_processes_are_capped_by_the_work_and_the_cores(tmp_path, digits_png, monkeypatch):
+    """`predict --jobs 24` on 130 files (3 chunks of 64): no more workers than chunks or cores."""
+    import multiprocessing
+
+    from firmware_harness import read_files
+    from firmware_harness.reader import DigitReader
+
+    started = []
+    real = multiprocessing.get_context
+
+    class Counting:
+        def __init__(self, method):
+            self.context = real(method)
+
+        def Pool(self, processes, **kwargs):  # noqa: N802 - multiprocessing's name
+            started.append(processes)
+            return self.context.Pool(processes, **kwargs)
+
+    monkeypatch.setattr(read_files.multiprocessing, "get_context", Counting)
+    files = [digits_png] * 130
+    readings = list(read_files.read_files(DigitReader(), files, jobs=24))
+    assert len(readings) == 130 and all(r.reading.digits == "12" for r in readings)
+    assert started == ([min(3, os.cpu_count()) - 1] if min(3, os.cpu_count()) > 1 else [])
+
+
+def test_camera_frames_are_held_to_the_pixel_budget(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(3):
+        writer.write(np.full((240, 320, 3), 255, np.uint8))
+    writer.release()
+    result = run_cli("camera", "--source", str(video), "--headless", env={"EDGEDIGITS_MAX_PIXELS": "50000"})
+    assert_one_line_error(result, 2, "frames of 320x240 are 76,800 pixels, over the 50,000-pixel limit")
+
+
+def test_a_stream_that_never_answers_ends_in_one_line_without_an_abort():
+    """The stuck opener thread is inside FFmpeg when the process ends: exiting normally aborted it (SIGABRT)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    accepting = threading.Thread(target=lambda: [held.append(listener.accept()) for _ in range(4)], daemon=True)
+    accepting.start()
+    try:
+        for _ in range(2):
+            result = run_cli("camera", "--source", f"http://127.0.0.1:{listener.getsockname()[1]}/", "--headless",
+                             "--max-frames", "1", timeout=60)
+            assert_one_line_error(result, 2, "no answer within 5 s")
+    finally:
+        listener.close()
+        for connection, _ in held:
+            connection.close()
+
+
+def test_output_that_cannot_be_written_is_one_line(tmp_path, digits_png):
+    """`predict --json > out` on a full disk: stdout itself fails (here it is /dev/full)."""
+    code = "import sys; from edgedigits.launch import main; sys.exit(main())"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", code, "predict", "--json", str(digits_png)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "cannot write the output: No space left on device" in done.stderr
+
+
+def test_a_float_tiff_with_a_nan_pixel_is_read_quietly(tmp_path, digits_png):
+    image = cv2.imread(str(digits_png), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    image[0, 0] = np.nan
+    path = tmp_path / "float.tiff"
+    assert cv2.imwrite(str(path), image)
+    result = run_cli("predict", str(path))
+    assert result.returncode == 0 and result.stdout.startswith(f"{path}: 12  ("), result.stdout + result.stderr
+    assert result.stderr == "", result.stderr

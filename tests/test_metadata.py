@@ -65,3 +65,47 @@ def test_the_harness_takes_its_labels_from_the_file(shipped_model, tmp_path, tes
     x, y = test_images
     reading = recognize.read(relabelled, np.hstack([255 - x[0], 255 - x[1]]))
     assert reading.digits == letters[y[0]] + letters[y[1]]
+
+
+@pytest.mark.parametrize("labels", [
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],  # read as 'zeroonetwo'
+    [""] * 10,
+    list("0123456780"),  # not distinct
+    ["\x1b]0;owned\x07", *"123456789"],  # a terminal escape
+    list("0123"),
+])
+def test_labels_that_are_not_ten_distinct_characters_are_refused_in_one_line(shipped_model, tmp_path, labels):
+    from conftest import assert_one_line_error
+
+    model = _rewritten(shipped_model, tmp_path, labels)
+    image = tmp_path / "digit.png"
+    cv2.imwrite(str(image), np.full((64, 64), 255, np.uint8))
+    for args in (["predict", str(image), "--model", str(model)], ["web", str(tmp_path / "site"), "--model", str(model)]):
+        result = run_cli(*args)
+        assert_one_line_error(result, 2, "ten distinct single printable characters")
+        assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+
+
+def test_metadata_nested_200000_deep_is_read_as_no_card(shipped_model, tmp_path, test_images):
+    """json.loads of it raised RecursionError (a traceback in predict and web); now it is malformed JSON."""
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="rewriting a file needs LiteRT's schema")
+    from edgedigits.export import tflite_edit
+
+    deep = tmp_path / "deep.tflite"
+    deep.write_bytes(tflite_edit.with_metadata(shipped_model.read_bytes(), "edgedigits",
+                                               b"[" * 200_000 + b"]" * 200_000))
+    assert Model(deep).card is None and Model(deep).labels == contract.LABELS
+    image = tmp_path / "digit.png"
+    cv2.imwrite(str(image), 255 - test_images[0][0])
+    result = run_cli("predict", str(image), "--model", str(deep))
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+
+
+def test_control_characters_in_file_names_reach_no_terminal(tmp_path, test_images):
+    named = tmp_path / "a\x1b]0;owned\x07\x1b[2J.png"
+    cv2.imwrite(str(named), 255 - test_images[0][0])
+    missing = tmp_path / "gone\x1b[31m.png"
+    result = run_cli("predict", str(named), str(missing))
+    for stream in (result.stdout, result.stderr):
+        assert "\x1b" not in stream and "\x07" not in stream, stream
+    assert "a\\x1b]0;owned\\x07\\x1b[2J.png: " in result.stdout and "gone\\x1b[31m.png" in result.stderr

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 
 COMMANDS = ["train", "models", "export", "evaluate", "bench", "mcu", "predict", "camera", "bundle", "doctor", "serve"]
 
@@ -158,3 +160,45 @@ def test_progress_line_counts_and_estimates():
     log = io.StringIO()  # not a terminal: nothing drawn
     progress.Bar("x", 3, stream=log).advance(3)
     assert log.getvalue() == ""
+
+
+def _without(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    """`edgedigits ARGS` in an install that lacks `module` (as a `.[litert]` install lacks Optuna)."""
+    code = f"import sys; sys.modules[{module!r}] = None; from edgedigits.launch import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_a_missing_extra_is_one_line_and_leaves_no_folder(tmp_path, mnist_path):
+    result = _without("optuna", "tune", "--quick", "--out", str(tmp_path / "tune" / "run"), "--data", str(mnist_path),
+                      cwd=tmp_path)
+    assert_one_line_error(result, 2, "optuna", "pip install 'edgedigits[tune]'")
+    assert not (tmp_path / "tune").exists(), "a failed command leaves no folder it made"
+    result = _without("tensorflow", "export", "--int8", "--out", str(tmp_path / "export"), "--data", str(mnist_path),
+                      "--limit", "200", cwd=tmp_path)
+    assert_one_line_error(result, 2, "edgedigits[train]")
+    assert not (tmp_path / "export").exists()
+    (tmp_path / "mine").mkdir()  # a folder that was there before stays, even empty
+    result = _without("tensorflow", "export", "--int8", "--out", str(tmp_path / "mine"), "--data", str(mnist_path),
+                      "--limit", "200", cwd=tmp_path)
+    assert result.returncode == 2 and (tmp_path / "mine").is_dir()
+
+
+def test_a_folder_says_what_it_passed_over_and_recursive_reads_subfolders(tmp_path, pages):
+    """docs/reading.md's example: the note, the files read, the one error for a non-image named outright."""
+    photos = tmp_path / "photos"
+    (photos / "more").mkdir(parents=True)
+    for name in ("form.png", "more/deep.png"):
+        (photos / name).write_bytes((pages / "two_lines.png").read_bytes())
+    (photos / "notes.txt").write_text("not an image")
+    result = run_cli("predict", str(photos), str(photos / "notes.txt"))
+    assert result.stderr.splitlines()[0] == ("note: skipped 1 file that is not an image (notes.txt) and 1 subfolder "
+                                             "(--recursive reads them)")
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [str(photos / "form.png")]
+    assert_one_line_error(result, 2, "notes.txt: not an image this tool reads")
+    example = re.search(r"\$ edgedigits predict photos/ photos/notes.txt\n(.*?)```",
+                        (REPO / "docs" / "reading.md").read_text(encoding="utf-8"), re.S).group(1)
+    assert result.stderr.splitlines()[0] in example and "error: photos/notes.txt: not an image" in example
+    deep = run_cli("predict", "--recursive", str(photos))
+    assert deep.returncode == 0 and [line.split(":")[0] for line in deep.stdout.splitlines()] == [
+        str(photos / "form.png"), str(photos / "more" / "deep.png")]
+    assert deep.stderr.splitlines() == ["note: skipped 1 file that is not an image (notes.txt)"]

@@ -23,9 +23,7 @@ def test_the_readme_example_runs_as_written(tmp_path, mnist_data):
     assert len(block.strip().splitlines()) <= 10
     scene = scenes.scenes(mnist_data.x_test, mnist_data.y_test, 1, seed=5)[0]
     cv2.imwrite(str(tmp_path / "photo.jpg"), scene.image)
-    np.save(tmp_path / "digits.npy", mnist_data.x_test[:8])
-    program = "import numpy as np\ndigits = np.load('digits.npy')\n" + block
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[0] == scene.text
 
@@ -61,3 +59,27 @@ def test_the_gate_weighs_confidences_unless_turned_off():
     assert gated.digits == alone.digits == "4812"  # the model alone reads the letters as digits, surely
     assert all(g <= a for g, a in zip(gated.confidences, alone.confidences))
     assert gated.shown(0.9) == "??12" and alone.shown(0.9) == "4812"
+
+
+def test_float_and_16_bit_arrays_read_as_their_8_bit_image(mnist_data):
+    """Images from scikit-image, PIL or a camera SDK come as floats in 0-1 or 0-255, or 16-bit."""
+    scene = scenes.scenes(mnist_data.x_test, mnist_data.y_test, 1, seed=3)[0]
+    reader = DigitReader()
+    expected = reader.read(scene.image)
+    assert len(expected.digits) == len(scene.text)
+    as_float = scene.image.astype(np.float32)
+    with_nan = as_float / 255
+    with_nan[0, 0] = np.nan
+    for image in (as_float / 255, as_float, scene.image.astype(np.uint16) * 257, with_nan):
+        assert reader.read(image).digits == expected.digits, image.dtype
+    for bad, message in ((np.zeros((4, 4, 2), np.uint8), "shape"), (np.full((9, 9), np.nan), "finite"),
+                         (np.zeros((9, 9), complex), "type complex")):
+        with pytest.raises(UserError, match=message):
+            reader.read(bad)
+
+
+def test_the_package_says_its_version():
+    import edgedigits
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", edgedigits.__version__)
+    assert run_cli("--version").stdout == f"edgedigits {edgedigits.__version__}\n"

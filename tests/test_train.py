@@ -35,6 +35,7 @@ def test_train_writes_model_history_curves_card_and_is_reproducible(tmp_path, mn
     assert card["sha256"] == cards.sha256_file(first / "model.keras")
     assert card["recipe"]["seed"] == 7 and card["model"] == "ds_cnn_micro"
     assert card["data"]["dataset"] == "mnist" and card["data"]["train"] == 1500
+    assert str(mnist_path) not in json.dumps(card["data"]) and len(card["data"]["sha256"]) == 64  # identity, no path
     assert "--seed 7" in card["command"]
     model = train.load_keras_model(first / "model.keras")
     assert models.count_params(model) == card["params"]

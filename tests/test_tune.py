@@ -52,12 +52,16 @@ def test_quick_search_interrupted_and_rerun_continues_the_study(tmp_path, mnist_
     first.send_signal(signal.SIGINT)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 130, err[-2000:]
+    counted = [int(n) for n in re.findall(r"\((\d+) of 5\)$", err, re.M)]  # "[tune] trial 3 complete: ... (2 of 5)"
+    assert counted[:2] == [1, 2] and counted == sorted(set(counted)), err[-2000:]
     before = {t.number: t.params for t in finished(optuna.load_study(study_name="s", storage=storage))}
     assert len(before) >= 2
 
     second = tune(*args, mnist_path=mnist_path)
     _, err = second.communicate(timeout=900)
     assert second.returncode == 0, err[-3000:]
+    counted = [int(n) for n in re.findall(r"\((\d+) of 5\)$", err, re.M)]
+    assert counted == list(range(5 - len(counted) + 1, 6)), err[-3000:]  # one more each trial, up to 5
     study = optuna.load_study(study_name="s", storage=storage)
     after = {t.number: t.params for t in finished(study)}
     assert len(after) == 5 and all(after[n] == p for n, p in before.items()), "the rerun continues the same study"
@@ -121,12 +125,22 @@ def test_two_workers_share_one_postgresql_study(tmp_path, mnist_path, postgres_u
     assert logs[0] | logs[1] == done, "every finished trial was run by one of the workers"
 
 
-def test_a_storage_that_cannot_be_reached_is_one_line(tmp_path, mnist_path):
-    done = tune("--trials", "1", "--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none", "--out", str(tmp_path),
-                mnist_path=mnist_path)
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://nobody:PASSWORD@127.0.0.1:1/none",
+                                 "postgresql://nobody:PASSWORD@127.0.0.1:1/none"])  # the form --help shows
+def test_a_storage_that_cannot_be_reached_is_one_line_without_its_password(tmp_path, mnist_path, url):
+    done = tune("--trials", "1", "--storage", url, "--out", str(tmp_path / "out"), mnist_path=mnist_path)
     _, err = done.communicate(timeout=120)
-    assert done.returncode == 2 and err.strip().startswith("error: cannot open the study in postgresql")
+    assert done.returncode == 2 and err.strip().startswith("error: cannot open the study in postgresql"), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "PASSWORD" not in err and "nobody:***@127.0.0.1" in err
+    assert not any("PASSWORD" in p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_a_report_names_its_storage_without_the_password():
+    from edgedigits.builds.tune import masked
+
+    assert masked("postgresql+psycopg2://u:p@ss@db.example:5432/x") == "postgresql+psycopg2://u:***@db.example:5432/x"
+    assert masked("postgresql://u@h/x") == "postgresql://u@h/x" and masked("sqlite:///a.db") == "sqlite:///a.db"
 
 
 def test_a_model_proposed_again_is_not_trained_again():

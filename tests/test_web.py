@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import sys
 import time
@@ -18,6 +19,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
 from conftest import REPO, run_cli  # noqa: E402
+import hostile  # noqa: E402  (benchmarks/, on the path from conftest)
 from served import free_port  # noqa: E402
 
 
@@ -142,7 +144,7 @@ def test_an_upload_that_stops_arriving_gets_408(server):
 
     host, port = server.removeprefix("http://").split(":")
     with sockets.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 10) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
                   b"\x89PNG")
         started = time.monotonic()
         reply = b""
@@ -203,3 +205,60 @@ def test_serve_speaks_https_with_a_certificate(tmp_path, shipped_model):
     assert "https://" in process.communicate()[0]
     bad = run_cli("serve", "--certfile", str(tmp_path / "missing.pem"))
     assert bad.returncode == 2 and bad.stderr.startswith("error: cannot use") and "Traceback" not in bad.stderr
+
+
+def test_serving_every_address_prints_addresses_a_phone_can_open(tmp_path):
+    """`--host 0.0.0.0` binds every address; the URL to open is this machine's, never http://0.0.0.0/."""
+    from served import serving
+
+    with open(tmp_path / "out.txt", "w") as log, serving("--host", "0.0.0.0", log=log) as (_, port):
+        time.sleep(0.5)
+    printed = (tmp_path / "out.txt").read_text()
+    assert "0.0.0.0" not in printed and f"http://127.0.0.1:{port}/" in printed
+    assert "on the network:" in printed and "need https: --certfile" in printed
+    from edgedigits.serving.serve import lan_addresses, where_to_open
+
+    assert all(f"http://{a}:{port}/" in printed for a in lan_addresses())
+    assert where_to_open("::", 8000, True, "m.tflite")[1] == "  on this machine: https://127.0.0.1:8000/"
+    assert not any("need https" in line for line in where_to_open("0.0.0.0", 8000, True, "m.tflite"))
+
+
+@pytest.mark.parametrize("build,status,fragment", [
+    (hostile.many_parts_form, 400, "more than 16 parts"),
+    (hostile.nested_form, 400, "not an image"),  # read flat: the first part is bytes, and no image
+])
+def test_crafted_forms_are_refused_off_the_event_loop(server, test_images, build, status, fragment):
+    """20,000 parts once stalled /health for 5.8 s; 2,000 levels of nesting gave a 500 (RecursionError)."""
+    content_type, body = build()
+    code, answer = post(server, body, content_type)
+    assert code == status and fragment in answer["error"], answer
+    code, answer = post(server, _png(255 - test_images[0][3]))
+    assert code == 200 and answer["digits"] == str(test_images[1][3])
+
+
+def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_before_decoding(server, tmp_path):
+    code, answer = post(server, hostile.scan_bomb_jpeg(tmp_path).read_bytes(), "image/jpeg")
+    assert code == 400 and re.search(r"a JPEG of [\d,]{5,} scans", answer["error"]), answer
+
+
+def test_a_loopback_server_answers_only_to_its_own_names(server):
+    """DNS rebinding: a page at evil.example whose name now points to 127.0.0.1 must not read the server."""
+    for name, status in (("evil.example", 421), ("127.0.0.1.evil.example:80", 421), ("localhost:8000", 200),
+                         (server.removeprefix("http://"), 200), ("[::1]:8000", 200)):
+        request = urllib.request.Request(server + "/health", headers={"Host": name})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                code = response.status
+        except urllib.error.HTTPError as e:
+            code = e.code
+        assert code == status, name
+    from edgedigits.serving.serve import host_name
+
+    assert [host_name(h) for h in ("[::1]:80", "LocalHost", "a:1", "::1")] == ["::1", "localhost", "a", "::1"]
+
+
+@pytest.mark.parametrize("port", ["70000", "0"])
+def test_a_port_that_is_not_one_is_a_one_line_error(port):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_cli("serve", "--port", port), 2, "is not a port")

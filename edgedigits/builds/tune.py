@@ -164,6 +164,22 @@ def cheap_accuracy(trial, model_kwargs: dict, lr: float, augment: float, splits:
     return train.evaluate_keras(model, splits.x_val, splits.y_val)[1]
 
 
+def storage_url(url: str) -> str:
+    """The URL Optuna opens: `postgresql://` (as `--help` shows it) with the psycopg2 driver the tune extra
+    installs, where SQLAlchemy 2.1 would look for psycopg 3."""
+    return "postgresql+psycopg2://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+
+
+def masked(url: str) -> str:
+    """A storage URL as it may be shown or written down: its password, if any, as ***."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url
+    userinfo, host = netloc.rsplit("@", 1)
+    return f"{scheme}://{userinfo.split(':', 1)[0]}{':***' if ':' in userinfo else ''}@{host}{slash}{path}"
+
+
 @dataclass
 class Search:
     """One study: its storage, limits, budget and output folder."""
@@ -175,6 +191,11 @@ class Search:
     budget: Budget
     seed: int = 0
     data_path: Path | None = None
+
+    @property
+    def shown_storage(self) -> str:
+        """The storage URL for messages and reports: never its password."""
+        return masked(self.storage)
 
     def study(self):
         """Create the study, or join it. Exactly one worker creates it (the database's unique study name
@@ -188,7 +209,7 @@ class Search:
         # warm-up-then-cosine schedule rank models by noise, and a pruner that acted on them after three
         # trials cut most of a 60-trial study at epoch 1 while the sampler kept proposing the same model.
         warmup = min(PRUNE_AFTER_EPOCHS, self.budget.cheap_epochs - 1)
-        settings = {"study_name": self.study_name, "storage": self.storage,
+        settings = {"study_name": self.study_name, "storage": storage_url(self.storage),
                     "pruner": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)}
         attempts = 8
         for attempt in range(attempts):
@@ -197,7 +218,9 @@ class Search:
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as e:
                 if attempt + 1 == attempts:
                     reason = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
-                    raise UserError(f"cannot open the study in {self.storage}: {reason}; check --storage") from e
+                    password = self.storage.partition("://")[2].partition("/")[0].rpartition("@")[0].partition(":")[2]
+                    reason = reason.replace(password, "***") if password else reason
+                    raise UserError(f"cannot open the study in {self.shown_storage}: {reason}; check --storage") from e
                 time.sleep(0.25 * (attempt + 1))
 
     def _create_or_join(self, settings: dict):
@@ -263,9 +286,9 @@ class Search:
                 raise optuna.TrialPruned("over the limits: " + "; ".join(broken))
             return cheap_accuracy(trial, kwargs, point["lr"], point["augment"], splits, self.budget, self.seed)
 
-        done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+        done = _finished(study)
         if done < total:
-            _say(f"study {self.study_name}: {done} of {total} trials done; running the rest ({self.storage})")
+            _say(f"study {self.study_name}: {done} of {total} trials done; running the rest ({self.shown_storage})")
             study.optimize(objective, callbacks=[MaxTrialsCallback(total, states=(TrialState.COMPLETE, TrialState.PRUNED)),
                                                  _progress(total)], catch=())
         return self.report(study, self.promote(study, splits), round(time.perf_counter() - started, 1))
@@ -331,7 +354,7 @@ class Search:
 
         rows = [trial_row(t, promoted.get(t.number), self.limits) for t in study.trials]
         front = pareto_front([r for r in rows if r["state"] == "COMPLETE"])
-        result = {"study": self.study_name, "storage": self.storage, "limits": vars(self.limits),
+        result = {"study": self.study_name, "storage": self.shown_storage, "limits": vars(self.limits),
                   "budget": vars(self.budget), "wall_time_s": wall_s, "trials": rows,
                   "pareto": [r["number"] for r in front], "presets": {n: i for i, n in enumerate(DS_CNN_PRESETS)}}
         out = atomic.ensure_dir(self.out)
@@ -452,11 +475,18 @@ def _can_measure_arena(limits: Limits) -> bool:
     return True
 
 
+def _finished(study) -> int:
+    """Trials that count towards the study's total: completed or pruned (enqueued presets wait, uncounted)."""
+    from optuna.trial import TrialState
+
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
 def _progress(total: int):
     def report(study, trial) -> None:
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         _say(f"trial {trial.number} {trial.state.name.lower()}: val {value}, {trial.user_attrs.get('blocks')}, "
-             f"{trial.user_attrs.get('bytes', 0):,} B ({len(study.trials)} of {total})")
+             f"{trial.user_attrs.get('bytes', 0):,} B ({_finished(study)} of {total})")
     return report
 
 

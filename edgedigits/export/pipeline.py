@@ -19,9 +19,9 @@ import numpy as np
 
 from edgedigits import DEFAULT_MODEL
 from edgedigits.training import compress, data
-from edgedigits.export import artifacts, tflite_edit
+from edgedigits.export import artifacts, names, tflite_edit
 from edgedigits.export.formats import FORMATS, format_named
-from firmware_harness import atomic, mcu
+from firmware_harness import atomic, bounded_json, mcu
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import Model
 
@@ -54,13 +54,15 @@ class ExportPlan:
             format_named(fmt)
         if self.io_type not in artifacts.IO_TYPES:
             raise UserError(f"unknown --io '{self.io_type}'; choose int8 or uint8")
+        if self.name is not None:
+            names.check_name(self.name)
         if not self.int8 and not self.formats:
             raise UserError(f"nothing to export: pass --int8 and/or --formats {','.join(FORMATS)}")
         for stage in ("epochs", "prune_epochs", "qat_epochs"):
             if getattr(self, stage) < 1:
                 raise UserError(f"--{stage.replace('_', '-')} must be at least 1")
-        names = self.artifact_names()
-        clashes = sorted({n for n in names if names.count(n) > 1})
+        files = self.artifact_names()
+        clashes = sorted({n for n in files if files.count(n) > 1})
         if clashes:
             raise UserError(f"two exported files would both be {clashes[0]}.tflite; list each format once and "
                             "give the --int8 model another --name")
@@ -133,7 +135,7 @@ def float_model(plan: ExportPlan, splits: data.Splits, run_dir: Path):
         return model, {"source": str(plan.start_from), "test_accuracy": train.evaluate_keras(model, splits.x_test, splits.y_test)[1]}
     card_path, model_path = run_dir / "card.json", run_dir / "model.keras"
     if card_path.exists() and model_path.exists():
-        card = json.loads(card_path.read_text())
+        card = bounded_json.loads(card_path.read_bytes())
         if card.get("sha256") == export_sha(model_path):
             _stage("1/4 train", f"reusing {model_path}")
             return train.load_keras_model(model_path), card

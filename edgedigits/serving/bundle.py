@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
 
 import firmware_harness
-from firmware_harness import atomic, mnist, runtime
+from firmware_harness import atomic, bounded_json, mnist, runtime
 from firmware_harness.errors import UserError
 
 # The extras `litert` and `tflite-system` of pyproject.toml. Wheels on PyPI: ai-edge-litert 2.3 (manylinux_2_27
@@ -69,9 +70,9 @@ Copy this folder to the device and run, in it:
 
 After the first run, `.venv` has the harness's runtime, so the other device commands work too:
 
-    .venv/bin/python -m firmware_harness predict photo.jpg --model models/{model}
-    .venv/bin/python -m firmware_harness camera --source 0 --model models/{model} --headless
-    .venv/bin/python -m firmware_harness camera --source picamera --model models/{model}
+    .venv/bin/python -m firmware_harness predict photo.jpg --model {model}
+    .venv/bin/python -m firmware_harness camera --source 0 --model {model} --headless
+    .venv/bin/python -m firmware_harness camera --source picamera --model {model}
 
 `predict` and `camera` weigh each confidence by the digit gate in gate/ (is the mark a digit at all?),
 so that `predict --min-confidence 0.9` shows letters and signs as '?'.
@@ -109,15 +110,14 @@ def build(out_dir: Path, models: list[Path], data: Path | None = None) -> Path:
     for name, text in REQUIREMENTS.items():
         files[name] = text.encode()
     files["run.sh"] = RUN_SH.encode()
-    files["README.md"] = README.format(model=models[0].name, marker=MARKER).encode()
-    for name in files:
-        _refuse_links(out_dir, name)
+    files["README.md"] = README.format(model=shlex.quote(f"models/{models[0].name}"), marker=MARKER).encode()
+    targets = {name: atomic.inside(out_dir, name) for name in files}
     for name in sorted(earlier - set(files)):  # an earlier bundle's models that this one does not hold
-        _refuse_links(out_dir, name)
-        (out_dir / name).unlink(missing_ok=True)
-    atomic.write_json(out_dir / MARKER, {"files": sorted(files)})  # first: a crash below leaves a bundle to redo
+        atomic.inside(out_dir, name).unlink(missing_ok=True)
+    # the marker first: a crash below leaves a bundle to redo
+    atomic.write_json(atomic.inside(out_dir, MARKER), {"files": sorted(files)})
     for name, content in files.items():
-        atomic.write_bytes(out_dir / name, content)
+        atomic.write_bytes(targets[name], content)
     (out_dir / "run.sh").chmod(0o755)
     return out_dir
 
@@ -142,19 +142,10 @@ def _earlier_files(out_dir: Path) -> set[str]:
                             f"choose a new or empty folder for --out")
         return set()
     try:
-        listed = json.loads(marker.read_text(encoding="utf-8"))["files"]
+        listed = bounded_json.loads(marker.read_bytes())["files"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{marker} is damaged; choose a new or empty folder for --out") from e
     safe = {name for name in listed if isinstance(name, str) and ".." not in Path(name).parts
             and not Path(name).is_absolute()}
     return safe
 
-
-def _refuse_links(out_dir: Path, name: str) -> None:
-    """Refuse to write through a symlink inside the bundle folder (it could point anywhere)."""
-    path = out_dir
-    for part in Path(name).parts:
-        path = path / part
-        if path.is_symlink():
-            raise UserError(f"{path} is a symbolic link; the bundle writes only inside {out_dir}: remove the link "
-                            f"or choose another --out")

@@ -19,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 
 from edgedigits.export import web_model
-from firmware_harness import atomic, contract, tflite_file
+from firmware_harness import atomic, bounded_json, contract, tflite_file
 from firmware_harness.errors import UserError
-from firmware_harness.runtime import gate_path, read_model_bytes
+from firmware_harness.runtime import check_digit_model, gate_path, read_model_bytes
 
 SKIPPED = ("__init__.py", "__pycache__")
 MARKER = ".edgedigits-web"  # in a folder `edgedigits web` wrote
@@ -57,7 +57,10 @@ def describe(model_path: Path, content: bytes, web_content: bytes, labels: list[
     """model.json: what the page needs to read the web model (and the digit gate's web variant, if the
     page has one), and the source model's card if it has one."""
     card_path = model_path.with_suffix(".json")
-    card = json.loads(card_path.read_text()) if card_path.is_file() else None
+    try:
+        card = bounded_json.loads(card_path.read_bytes()) if card_path.is_file() else None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{card_path}: not a readable card ({e}); fix or remove it beside its model") from e
     gate = {**_io(gate_content), "digit": contract.GATE_DIGIT} if gate_content else None
     return {
         "name": model_path.name,
@@ -91,8 +94,12 @@ def _gate(labels: list[str]) -> bytes | None:
 def site(model_path: Path) -> dict[str, bytes]:
     """Every file of the page for `model_path` (relative path -> bytes)."""
     content = read_model_bytes(model_path)
+    check_digit_model(tflite_file.parse(content), str(model_path), contract.NUM_CLASSES)  # the page reads digits
     web_content = _web_content(model_path)
-    labels = contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME))
+    try:
+        labels = contract.labels_from(tflite_file.parse(web_content).metadata_json(contract.METADATA_NAME))
+    except UserError as e:
+        raise UserError(f"{model_path}: {e}") from None
     gate_content = _gate(labels)
     files = _static_files()
     files["model.tflite"] = web_content
@@ -117,11 +124,8 @@ def write(model_path: Path, folder: Path) -> list[Path]:
     if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
         raise UserError(f"{folder} is not empty and was not written by `edgedigits web`; give a new or empty folder")
     atomic.ensure_dir(folder)
-    atomic.write_text(folder / MARKER, "written by `edgedigits web`; it may replace the files here\n")
-    written = []
-    for name, data in sorted(files.items()):
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_bytes(target, data)
-        written.append(target)
-    return written
+    targets = {name: atomic.inside(folder, name) for name in sorted(files)}  # no file through a link (vendor/)
+    atomic.write_text(atomic.inside(folder, MARKER), "written by `edgedigits web`; it may replace the files here\n")
+    for name, target in targets.items():
+        atomic.write_bytes(target, files[name])
+    return list(targets.values())

@@ -23,7 +23,7 @@ import numpy as np
 from edgedigits import DEFAULT_MODEL
 from edgedigits.training import cards, data, models
 from edgedigits.training.tf_stack import keras, seed_everything, tf
-from firmware_harness import atomic, progress
+from firmware_harness import atomic, bounded_json, progress
 from firmware_harness.errors import Interrupted, UserError, check_interrupted
 
 SCHEDULES = ("cosine", "plateau")
@@ -229,7 +229,7 @@ def fit_resumable(
 
 def _read_state(path: Path) -> dict:
     try:
-        state = json.loads(path.read_text())
+        state = bounded_json.loads(path.read_bytes())
         state["checkpoint"]  # noqa: B018 - must exist
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: unreadable checkpoint state ({e}); delete {path.parent} to start this stage again") from e
@@ -268,7 +268,7 @@ def _claim(out_dir: Path, recipe: Recipe, key: str) -> None:
     marker = out_dir / RUN_RECIPE
     if marker.is_file():
         try:
-            held = json.loads(marker.read_text())
+            held = bounded_json.loads(marker.read_bytes())
         except (OSError, ValueError) as e:
             raise UserError(f"{marker} is damaged; delete {out_dir} to train there again") from e
         if held.get("key") == key:
