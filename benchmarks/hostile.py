@@ -150,6 +150,61 @@ def batch_bomb(folder: Path, batch: int = 300_000) -> Path:
     return path
 
 
+def _with_card_replaced(folder: Path, name: str, make) -> Path:
+    """The shipped model with its `edgedigits` metadata entry rewritten in place by `make(card bytes)`, which
+    must keep the length (a flatbuffer's sizes stay right, so no schema is needed)."""
+    from firmware_harness import tflite_file
+    from firmware_harness.runtime import shipped_model
+
+    data = shipped_model().read_bytes()
+    card = bytes(tflite_file.parse(data).metadata["edgedigits"])
+    new = make(card)
+    assert len(new) == len(card)
+    path = folder / name
+    path.write_bytes(data.replace(card, new, 1))
+    return path
+
+
+def labels_escape_tflite(folder: Path) -> Path:
+    """The shipped model whose labels hold a terminal escape (ESC, then the digits 3-9: what fits in place)."""
+    def relabel(card: bytes) -> bytes:
+        digits = b'"labels":["0","1","2","3","4","5","6","7","8","9"]'
+        assert digits in card
+        escaped = b'"labels":["\\u001b","3","4","5","6","7","8","9"]'  # as long as the card allows, padded
+        return card.replace(digits, escaped.ljust(len(digits)), 1)
+    return _with_card_replaced(folder, "labels_escape.tflite", relabel)
+
+
+def deep_metadata_tflite(folder: Path) -> Path:
+    """The shipped model whose card is JSON nested thousands of levels deep ([[[...]]]): RecursionError once."""
+    return _with_card_replaced(folder, "deep_metadata.tflite",
+                               lambda card: b"[" * (len(card) // 2) + b"]" * (len(card) - len(card) // 2))
+
+
+def frame_bomb_avi(folder: Path, side: int = 7000) -> Path:
+    """An MJPEG AVI of two 49-MP white frames: about a megabyte that decodes to 147 MB a frame."""
+    import cv2
+
+    path = folder / "frame_bomb.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (side, side))
+    for _ in range(2):
+        writer.write(np.full((side, side, 3), 255, np.uint8))
+    writer.release()
+    return path
+
+
+def nan_float_tiff(folder: Path) -> Path:
+    """A float32 TIFF of a digit page with one NaN pixel (min-max stretching of it made every pixel NaN)."""
+    import cv2
+
+    image = np.ones((100, 200), np.float32)
+    image[30:80, 40:50] = 0.0
+    image[0, 0] = np.nan
+    path = folder / "nan.tiff"
+    cv2.imwrite(str(path), image)
+    return path
+
+
 def _committed(name: str) -> Callable[[Path], Path]:
     def copy(folder: Path) -> Path:
         path = folder / MODELS[name]
@@ -164,12 +219,16 @@ SEMANTIC: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "marks_dense": ("image", dense_digits_png),
     "deep_png": ("image", deep_png),
     "scan_bomb_jpeg": ("image", scan_bomb_jpeg),
+    "nan_float_tiff": ("image", nan_float_tiff),
+    "frame_bomb_avi": ("video", frame_bomb_avi),
     "npz_negative_shape": ("npz", npz_negative_shape),
     "npz_empty_axis": ("npz", npz_empty_axis),
     "idx_overflow": ("idx", idx_overflow),
     "batch_bomb": ("tflite", batch_bomb),
     "shape_bomb": ("tflite", _committed("shape_bomb")),
     "lying_output": ("tflite", _committed("lying_output")),
+    "labels_escape": ("tflite", labels_escape_tflite),
+    "deep_metadata": ("tflite", deep_metadata_tflite),
 }
 
 
