@@ -18,19 +18,22 @@ from pathlib import Path
 from firmware_harness import atomic, mnist, sources
 from firmware_harness.errors import (NO_OPENCV, Interrupted, UserError, WorkError, printable, printable_streams,
                                      raise_interrupted)
-from firmware_harness.runtime import BACKENDS, KERNELS, shipped_model
+from firmware_harness.runtime import BACKENDS, KERNELS, default_model
 
 
-def _models(paths: list[Path]) -> list[Path]:
+def _models(paths: list[Path], how: str = "--model M.tflite") -> list[Path]:
+    """The models given, else the default one (the shipped model, or the one a bundle carries); `how` says
+    how this command takes a model, for the error when there is none."""
     for path in paths:
         if not path.is_file():
             raise UserError(f"model not found: {path}")
     if paths:
         return paths
-    shipped = shipped_model()
-    if shipped is None:
-        raise UserError("no model given and no shipped model installed; pass MODEL.tflite")
-    return [shipped]
+    default = default_model()
+    if default is None:
+        raise UserError(f"no model given, and none is installed with the harness (nor one model in a bundle's "
+                        f"models/); pass {how}")
+    return [default]
 
 
 def _test_data(path: Path | None) -> mnist.DigitData:
@@ -44,7 +47,7 @@ def _test_data(path: Path | None) -> mnist.DigitData:
 def cmd_bench(args: argparse.Namespace) -> int:
     from firmware_harness import bench
 
-    models = _models(args.models)
+    models = _models(args.models, how="MODEL.tflite")
     test = _test_data(args.data)
     if args.limit:
         test = mnist.DigitData(test.x_test[: args.limit], test.y_test[: args.limit], source=test.source,
@@ -68,7 +71,7 @@ def cmd_mcu(args: argparse.Namespace) -> int:
     from firmware_harness import mcu
     from firmware_harness.runtime import Model
 
-    (path,) = _models([args.model] if args.model else [])
+    (path,) = _models([args.model] if args.model else [], how="MODEL.tflite")
     test = _test_data(args.data)
     images = test.x_test[: args.limit] if args.limit else test.x_test
     report = mcu.check(Model(path, backend=args.backend), images)

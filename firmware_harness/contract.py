@@ -14,6 +14,7 @@ LABELS = [str(d) for d in range(NUM_CLASSES)]
 GATE_FILE = "edgedigits_gate_int8.tflite"  # the shipped digit gate: is a 28x28 mark a digit at all?
 GATE_LABELS = ["not a digit", "digit"]
 GATE_DIGIT = GATE_LABELS.index("digit")
+BUNDLE_MARKER = ".edgedigits-bundle.json"  # in a folder `edgedigits bundle` wrote: the files it lists
 METADATA_NAME = "edgedigits"  # the .tflite metadata entry holding the model's card (JSON)
 PREPROCESSING = {
     "layout": "NHWC, 1x28x28x1 (the batch dimension can be resized)",

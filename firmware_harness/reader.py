@@ -20,7 +20,7 @@ import numpy as np
 from firmware_harness import images, recognize
 from firmware_harness.errors import UserError
 from firmware_harness.recognize import Reading
-from firmware_harness.runtime import Model, shipped_model
+from firmware_harness.runtime import Model, default_model
 
 
 class DigitReader:
@@ -33,7 +33,7 @@ class DigitReader:
         (default: 40 MP, or $EDGEDIGITS_MAX_PIXELS); `gate`: weigh each confidence by the shipped digit
         gate's chance that the mark is a digit at all (letters and signs then read with low confidence)."""
         if not isinstance(model, Model):
-            path = Path(model) if model is not None else shipped_model()
+            path = Path(model) if model is not None else default_model()
             if path is None:
                 raise UserError("no model given and no shipped model installed; pass a .tflite file")
             model = Model(path, backend=backend, threads=threads)

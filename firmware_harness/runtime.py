@@ -40,7 +40,8 @@ KERNELS = {
     "reference": "BUILTIN_REF",  # TFLite's reference kernels: plain loops, the closest to TFLite Micro
 }
 MAX_MODEL_BYTES = 256 << 20
-BUNDLED_GATE = Path(__file__).resolve().parent.parent / "gate" / contract.GATE_FILE  # where `edgedigits bundle` puts it
+BUNDLE = Path(__file__).resolve().parent.parent  # a bundle's folder, when this harness is its copy
+BUNDLED_GATE = BUNDLE / "gate" / contract.GATE_FILE  # where `edgedigits bundle` puts it
 BATCH = 1024  # images per invoke when predicting many
 # A model is first loaded and run in a child process with a memory limit: the file declares
 # its tensors' shapes, but the interpreter computes them at allocation (a RESIZE to 10000x10000
@@ -278,6 +279,17 @@ def shipped_model(file: str = "edgedigits_int8.tflite") -> Path | None:
     except ImportError:
         return None
     return path if path.is_file() else None
+
+
+def default_model() -> Path | None:
+    """The model a command runs when none is given: the shipped one, else the one a bundle beside this harness
+    carries (its models/edgedigits_int8.tflite, or its only model); None if there is none of them."""
+    shipped = shipped_model()
+    if shipped is not None or not (BUNDLE / contract.BUNDLE_MARKER).is_file():
+        return shipped
+    carried = sorted((BUNDLE / "models").glob("*.tflite"))
+    named = [p for p in carried if p.name == "edgedigits_int8.tflite"]
+    return named[0] if named else (carried[0] if len(carried) == 1 else None)
 
 
 def gate_path() -> Path | None:

@@ -52,6 +52,10 @@ def test_bundle_runs_its_own_harness_copy(tmp_path, mnist_path, shipped_model):
                            f"models/{shipped_model.name}", "--min-confidence", "0.9"], capture_output=True, text=True,
                           cwd=out, env={**env, "PYTHONPATH": str(blocker)}, timeout=120)
     assert read.returncode == 0 and read.stdout.startswith(f"{page}: ??12  ("), read.stdout + read.stderr
+    carried = subprocess.run([str(python), "-m", "firmware_harness", "predict", str(page), "--min-confidence", "0.9"],
+                             capture_output=True, text=True, cwd=out, env={**env, "PYTHONPATH": str(blocker)},
+                             timeout=120)
+    assert carried.returncode == 0 and carried.stdout == read.stdout, "without --model: the model the bundle carries"
 
 
 def test_bundle_missing_model(tmp_path, mnist_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import firmware_harness
-from firmware_harness import atomic, bounded_json, mnist, runtime
+from firmware_harness import atomic, bounded_json, contract, mnist, runtime
 from firmware_harness.errors import UserError
 
 # The extras `litert` and `tflite-system` of pyproject.toml. Wheels on PyPI: ai-edge-litert 2.3 (manylinux_2_27
@@ -80,7 +80,7 @@ so that `predict --min-confidence 0.9` shows letters and signs as '?'.
 Results are in results/bench.json and results/bench.md. `{marker}` lists the files the bundle
 wrote; `edgedigits bundle` replaces only those when run into this folder again.
 """
-MARKER = ".edgedigits-bundle.json"
+MARKER = contract.BUNDLE_MARKER
 
 
 def build(out_dir: Path, models: list[Path], data: Path | None = None) -> Path:

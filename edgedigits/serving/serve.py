@@ -177,7 +177,7 @@ def _named_only(app, names: set[str]):
     async def guarded(scope, receive, send):
         if scope["type"] == "http":
             header = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
-            if host_name(header) not in names:
+            if header and host_name(header) not in names:  # no Host at all (HTTP/1.0) cannot be a rebinding
                 await _error(421, f"this server answers only to {', '.join(sorted(names))}, not to Host "
                                   f"{header[:80]!r}")(scope, receive, send)
                 return
