@@ -9,6 +9,7 @@ crafted forms (`FORMS`: a body and its Content-Type), to the server. The two han
 from __future__ import annotations
 
 import io
+import re
 import struct
 import sys
 import zipfile
@@ -69,7 +70,7 @@ def scan_bomb_jpeg(folder: Path, side: int = 4000, repeats: int = 5000) -> Path:
     cv2.putText(image, "12", (side // 4, side // 2), cv2.FONT_HERSHEY_SIMPLEX, side / 200, 0, side // 60)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_QUALITY, 50])
     data = encoded.tobytes()
-    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+    starts = [m.start() for m in re.finditer(b"\xff\xda", data)]
     ends = starts[1:] + [data.rindex(b"\xff\xd9")]
     smallest = min(zip(starts, ends), key=lambda span: span[1] - span[0])
     scan = data[smallest[0]:smallest[1]]

@@ -313,11 +313,11 @@ def web(
 
 
 def default_model() -> Path:
-    """The shipped int8 model (package data)."""
-    from importlib import resources
+    """The shipped int8 model (package data), found where the harness finds it."""
+    from firmware_harness.runtime import shipped_model
 
-    path = Path(str(resources.files("edgedigits.pretrained") / "edgedigits_int8.tflite"))
-    if not path.is_file():
+    path = shipped_model()
+    if path is None:
         raise UserError("the shipped model is missing from this install; pass a model path or run `edgedigits export --int8`")
     return path
 

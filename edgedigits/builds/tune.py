@@ -170,14 +170,20 @@ def storage_url(url: str) -> str:
     return "postgresql+psycopg2://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
 
 
-def masked(url: str) -> str:
-    """A storage URL as it may be shown or written down: its password, if any, as ***."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    if not sep or "@" not in netloc:
-        return url
-    userinfo, host = netloc.rsplit("@", 1)
-    return f"{scheme}://{userinfo.split(':', 1)[0]}{':***' if ':' in userinfo else ''}@{host}{slash}{path}"
+def _password(url: str) -> str:
+    """The password in a URL's `user:password@host`, or ''."""
+    netloc = url.partition("://")[2].partition("/")[0]
+    return netloc.rpartition("@")[0].partition(":")[2] if "@" in netloc else ""
+
+
+def masked(text: str, url: str | None = None) -> str:
+    """A storage URL (or any `text` that may quote `url`) as it may be shown or written down: the URL's
+    password, if any, as ***."""
+    password = _password(url or text)
+    if not password:
+        return text
+    text = text.replace(f":{password}@", ":***@")
+    return text if url is None else text.replace(password, "***")  # a reason quoting it bare: mask it all
 
 
 @dataclass
@@ -218,8 +224,7 @@ class Search:
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as e:
                 if attempt + 1 == attempts:
                     reason = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
-                    password = self.storage.partition("://")[2].partition("/")[0].rpartition("@")[0].partition(":")[2]
-                    reason = reason.replace(password, "***") if password else reason
+                    reason = masked(reason, self.storage)
                     raise UserError(f"cannot open the study in {self.shown_storage}: {reason}; check --storage") from e
                 time.sleep(0.25 * (attempt + 1))
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -39,15 +40,20 @@ class Splits:
     source: str
     is_mnist: bool
 
-    def describe(self) -> dict:
-        """The data by identity, never by where it lies on one disk: the dataset, the sha256 of the arrays as
-        split (train, validation and test images and labels, in that order) and the split sizes."""
+    @cached_property
+    def sha256(self) -> str:
+        """The sha256 of the arrays as split: train, validation and test images and labels, in that order
+        (hashed once: every card of an export names it)."""
         digest = hashlib.sha256()
         for array in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test):
             digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    def describe(self) -> dict:
+        """The data by identity, never by where it lies on one disk: the dataset, its sha256 and the split sizes."""
         return {
             "dataset": "mnist" if self.is_mnist else Path(self.source).name,
-            "sha256": digest.hexdigest(),
+            "sha256": self.sha256,
             "train": len(self.x_train),
             "val": len(self.x_val),
             "test": len(self.x_test),
