@@ -10,7 +10,6 @@ Schema: tensorflow/compiler/mlir/lite/schema/schema.fbs (fields used here only).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import struct
 from dataclasses import dataclass, field

@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import json
 import platform
-import re
 from dataclasses import dataclass
 from pathlib import Path
 

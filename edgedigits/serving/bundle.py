@@ -10,7 +10,6 @@ that a second bundle into the folder replaces exactly those files and no others.
 from __future__ import annotations
 
 import io
-import json
 import shlex
 from pathlib import Path
 
