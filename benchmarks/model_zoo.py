@@ -1,6 +1,6 @@
 """The model zoo x format table: every registry model, every TFLite format, measured in one run.
 
-    python benchmarks/model_zoo.py [--quick] [--cache DIR]
+    python benchmarks/model_zoo.py [--quick] [--cache DIR] [--models NAME ...]
 
 For each registry model: train with its recipe below (or reuse the cached checkpoint),
 export fp32, fp16, dynamic-range and post-training int8, and for the ds_cnn presets the
@@ -105,7 +105,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2,000-image slices, 1 epoch: a smoke test")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the results go")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="only these registry models (CI's smoke test runs two) [default: every one]")
     args = parser.parse_args()
+    entries = zoo()
+    if args.models:
+        unknown = sorted(set(args.models) - {e.name for e in entries})
+        if unknown:
+            parser.error(f"not in the registry: {', '.join(unknown)}; the registry has "
+                         f"{', '.join(e.name for e in entries)}")
+        entries = tuple(e for e in entries if e.name in args.models)
 
     from edgedigits.training import data, plots
     from edgedigits import evaluate as evaluate_mod
@@ -117,7 +126,7 @@ def main() -> int:
     cache = atomic.ensure_dir(args.cache / ("quick" if args.quick else "full"))
     splits = data.load_splits(None, limit=limit)
     suffix = "_quick" if args.quick else ""
-    files, trained, train_s, failed = export_entries(zoo(), splits, cache, args.quick, args.results, suffix)
+    files, trained, train_s, failed = export_entries(entries, splits, cache, args.quick, args.results, suffix)
     try:
         files["tfmot_tutorial"] = ("int8 QAT", tfmot_tutorial(splits, cache))
     except Exception as e:  # noqa: BLE001 - one row failing is recorded; the run goes on
@@ -137,7 +146,8 @@ def main() -> int:
         print(f"{name:32s} {row['accuracy']:.4f} {row['bytes']:>9,} B {row['invoke_us']['p50']:>8.1f} us",
               file=sys.stderr, flush=True)
     result = {"device": bench.device_section(rows), "rows": rows, "classical": classical(splits, args.quick),
-              "quick": args.quick, "command": "python benchmarks/model_zoo.py" + (" --quick" if args.quick else ""),
+              "quick": args.quick, "command": "python benchmarks/model_zoo.py" + (" --quick" if args.quick else "")
+              + (" --models " + " ".join(args.models) if args.models else ""),
               "date": time.strftime("%Y-%m-%d"), "data": splits.describe()}
     predicted = {name: evaluate_mod.predict_file(path, test.x_test) for name, (_, path) in files.items()
                  if name in {*COMPARED.values(), "cnn_deep_int8"}}

@@ -106,7 +106,7 @@ def postgres_url():
 
 
 def test_two_workers_share_one_postgresql_study(tmp_path, mnist_path, postgres_url):
-    args = ("--trials", "6", "--promote", "0", "--storage", postgres_url, "--study", "shared")
+    args = ("--trials", "4", "--promote", "0", "--storage", postgres_url, "--study", "shared")
     workers = [tune(*args, "--out", str(tmp_path / f"w{i}"), mnist_path=mnist_path) for i in range(2)]
     logs = []
     for worker in workers:
@@ -117,7 +117,7 @@ def test_two_workers_share_one_postgresql_study(tmp_path, mnist_path, postgres_u
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
     done = {t.number for t in finished(study)}
-    assert 6 <= len(done) <= 7  # a worker may start one trial before it sees that the other finished the 6th
+    assert 4 <= len(done) <= 5  # a worker may start one trial before it sees that the other finished the 4th
     assert logs[0] and logs[1], "both workers ran trials"
     assert not logs[0] & logs[1], "no trial ran in both workers"
     params = [json.dumps(t.params, sort_keys=True) for t in finished(study)]
