@@ -307,7 +307,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness"
     signal.signal(signal.SIGINT, raise_interrupted)
     try:
         _positive(args)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a full disk is seen here, not as exit's "Exception ignored" (code 120)
+        return code
     except (UserError, WorkError) as e:
         atomic.remove_empty_created()
         print(f"error: {printable(str(e), one_line=True)}", file=sys.stderr)
@@ -324,13 +326,22 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness"
         print("interrupted", file=sys.stderr)
         return Interrupted.exit_code
     except BrokenPipeError:  # `... | head`: the reader has gone; say nothing more, as a command killed by SIGPIPE
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_unwritable_stdout()
         return 141
     except OSError as e:  # `predict --json > out.jsonl` on a full disk: the output itself cannot be written
         if e.errno not in atomic.WRITE_ERRNOS:
             raise
+        _drop_unwritable_stdout()
         print(f"error: cannot write the output: {e.strerror}; free some space or write it elsewhere", file=sys.stderr)
         return UserError.exit_code
+
+
+def _drop_unwritable_stdout() -> None:
+    """Point stdout at /dev/null if what it holds cannot be flushed, so exit does not fail again (code 120)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":
