@@ -99,11 +99,12 @@ def spread(values: list[float]) -> dict:
             "min": min(values), "max": max(values), "n": len(values)}
 
 
-def read_folder(folder: Path, model: Path) -> dict[str, str]:
-    """{file name: digits read} from one real `edgedigits predict --json` run over `folder`."""
+def read_folder(folder: Path, model: Path, min_confidence: float = 0.0) -> dict[str, str]:
+    """{file name: digits read} from one real `edgedigits predict --json` run over `folder` ('?' for each digit
+    under `min_confidence`)."""
     try:
-        done = subprocess.run(["edgedigits", "predict", str(folder), "--json", "--model", str(model)],
-                              capture_output=True, text=True)
+        done = subprocess.run(["edgedigits", "predict", str(folder), "--json", "--model", str(model),
+                               "--min-confidence", str(min_confidence)], capture_output=True, text=True)
     except FileNotFoundError:
         sys.exit("error: no `edgedigits` command on PATH; activate the environment edgedigits is installed in")
     if done.returncode != 0:

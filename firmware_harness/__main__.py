@@ -180,6 +180,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise UserError("no image files found in the given folders" + ("" if args.recursive else
                                                                        " (--recursive reads their subfolders)"))
+    annotator = None
+    if args.annotate:
+        from firmware_harness.annotate import Annotator
+
+        annotator = Annotator(args.annotate, args.min_confidence)
     failed = 0
     # the results scrolling by on a terminal are progress enough; a bar is for output that goes to a file
     bar = progress.Bar("predict", len(files), unit="images") if len(files) > 1 and not sys.stdout.isatty() else None
@@ -189,7 +194,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if done.error:
             failed += 1
             print(f"error: {printable(str(done.error), one_line=True)}", file=sys.stderr)
-        elif args.json:
+            continue
+        if annotator:
+            annotator.write(done.path, images.read(done.path, max_pixels=reader.max_pixels), done.reading)
+        if args.json:
             print(json.dumps({"path": str(done.path), **done.reading.as_json(args.min_confidence)}), flush=True)
         else:
             print(f"{printable(str(done.path), one_line=True)}: {done.reading.as_text(args.min_confidence)}", flush=True)
@@ -266,6 +274,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     predict.add_argument("--min-confidence", type=float, default=0.0, help="show a digit read with less confidence "
                          "than this (0-1) as '?': the chance that the mark is a digit at all (the shipped digit "
                          "gate's) times the chance that it is this digit, so 0.9 turns most letters and signs into '?'")
+    predict.add_argument("--annotate", type=Path, metavar="DIR", help="write each image with the boxes found and "
+                         "the digits read drawn on it, as DIR/NAME.png (a new or empty folder, or one it wrote)")
     predict.set_defaults(func=cmd_predict)
 
     cam = _command(sub, "camera", "capture loop: find and read digits in live frames")

@@ -72,6 +72,19 @@ def inside(folder: str | os.PathLike, name: str) -> Path:
     return path
 
 
+def claim_folder(folder: str | os.PathLike, marker: str, command: str) -> Path:
+    """Make `folder` ours for `command`'s files: new, empty, or written by it before (its `marker` file), so no
+    file of anyone else's is overwritten; one-line UserError otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; give a folder for {command}'s files")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
+        raise UserError(f"{folder} is not empty and was not written by `{command}`; give a new or empty folder")
+    ensure_dir(folder)
+    write_text(inside(folder, marker), f"written by `{command}`; it may replace the files here\n")
+    return folder
+
+
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from firmware_harness import atomic, sources
+from firmware_harness import annotate, atomic, sources
 from firmware_harness.errors import Interrupted, UserError
 from firmware_harness.preprocess import TooManyMarks, find_digits
 from firmware_harness.recognize import Reading, classify
@@ -43,13 +43,9 @@ def window_available() -> bool:
 
 
 def draw(frame: np.ndarray, reading: Reading, fps: float, stable: str) -> np.ndarray:
-    """Boxes with digit and confidence, the smoothed read-out and the FPS, on a copy of the frame."""
-    canvas = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    canvas = canvas.copy()
-    for (x, y, w, h), digit, confidence in zip(reading.boxes, reading.digits, reading.confidences):
-        color = (0, 200, 0) if confidence >= 0.9 else (0, 165, 255)
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, 2)
-        cv2.putText(canvas, f"{digit} {confidence:.2f}", (x, max(12, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1)
+    """Boxes with digit and confidence (orange under 0.9), the smoothed read-out and the FPS, on a copy of the
+    frame."""
+    canvas = annotate.boxes_drawn(frame, reading, min_confidence=0.9)
     cv2.putText(canvas, f"{stable or '-'}   {fps:.0f} fps", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 0, 0), 2)
     return canvas
 

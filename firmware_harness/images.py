@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from firmware_harness import native_stderr
+from firmware_harness import native_stderr, orientation
 from firmware_harness.errors import UserError
 
 MAX_PIXELS = 40_000_000  # a 40-MP photo; $EDGEDIGITS_MAX_PIXELS or --max-pixels overrides
@@ -141,7 +141,8 @@ def image_size(data: bytes) -> tuple[int, int, int] | None:
 
 
 def decode(data: bytes, label: str, max_pixels: int | None = None) -> np.ndarray:
-    """Decode image bytes (any OpenCV format) into uint8 gray/BGR/BGRA, within the pixel and byte budget."""
+    """Decode image bytes (any OpenCV format) into uint8 gray/BGR/BGRA, within the pixel and byte budget, turned
+    as its EXIF orientation says (as a browser shows it)."""
     max_pixels = pixel_budget() if max_pixels is None else max_pixels
     if not data:
         raise UserError(f"{label}: empty file")
@@ -170,7 +171,7 @@ def decode(data: bytes, label: str, max_pixels: int | None = None) -> np.ndarray
         raise UserError(f"{label}: the image data is corrupt or truncated" + (f" ({complaint})" if complaint else ""))
     if complaint:
         print(f"warning: {label}: {complaint}; the digits read may be wrong", file=sys.stderr)
-    return as_uint8(image, label)
+    return orientation.upright(as_uint8(image, label), orientation.exif_orientation(data))
 
 
 def as_uint8(image: np.ndarray, label: str = "image") -> np.ndarray:

@@ -2,13 +2,16 @@
 
 1. gray, resized to a working scale (long side at most WORK_MAX_SIDE, short side at least
    WORK_MIN_SIDE) so the steps below behave the same for a 32-px crop and a 12-MP photo;
-2. polarity: the intensity extreme farther from the median is ink, so dark ink on
-   light paper and chalk on a board both work; ink is made bright;
+2. polarity: the thinner side is ink (or, where both sides are as wide, the one with the
+   stronger thin strokes), so dark ink on paper, chalk on a board and a digit filling its
+   scan all work; ink is made bright;
 3. uneven light: a white top-hat, the background being a morphological opening wider
    than the strokes (stroke width measured with a distance transform);
 4. a page with too little contrast has no digits (no guesses from noise);
-5. Otsu threshold, connected components; specks, page edges, dark desk regions and
-   ruled lines dropped; the pieces of one broken digit merged; touching digits split;
+5. Otsu threshold, connected components; straight rules and margins (tilted too) removed;
+   specks, marks fainter than the grain around them, page edges, the desk and textures
+   dropped, a digit that fills the image kept; the pieces of one broken digit merged;
+   touching digits split;
 6. reading order: lines top to bottom, digits left to right;
 7. each digit: stroke width brought to MNIST's proportions, scaled to fit 20x20 with
    its aspect kept (anti-aliased), placed in 28x28 with its centre of mass at the centre.
@@ -28,14 +31,20 @@ from firmware_harness.errors import UserError
 
 WORK_MAX_SIDE = 1024
 WORK_MIN_SIDE = 128
-MIN_CONTRAST = 40  # 0-255: weaker ink than this over the background is "no digits"
+POLARITY_MARGIN = 0.25  # log2 of the dark/light width ratio below which the two sides are as wide
+MAX_TILT = 12.0  # degrees: rules and margins tilted up to this much are found as lines
+EDGE_CUT = 0.1  # marks touching the frame's edge and smaller than this fraction of its short side are dropped
+HAIRLINE = 0.1  # strokes thinner than this fraction of a frame-sized mark's short side are a texture's
+MIN_SNR = 4.0  # a stroke's mean over the mean of the unlit pixels around it (plus NOISE_FLOOR), at least
+NOISE_FLOOR = 4.0  # 0-255: the paper's own grain, below which the unlit pixels are taken as this
+MIN_CONTRAST = 24  # 0-255: weaker ink than this over the background is "no digits"
 SPECK_FRACTION = 0.15  # components shorter than this fraction of the typical digit height are specks
 MNIST_BOX = 20
 MNIST_SIZE = contract.IMAGE_SIDE
 MNIST_STROKE = 0.14  # MNIST strokes are about 14 % of the digit's long side
 NORMALIZE_SIDE = 64  # a digit's mask is brought to at most this size before its strokes are adjusted
 SPLIT_ASPECT = 1.5  # a blob wider than this (w / h) may be touching digits
-MIN_DIGIT_PX = 8  # shorter than this at the working scale is not a readable digit
+MIN_DIGIT_PX = 12  # shorter than this at the working scale is not a readable digit (MNIST draws them 20 px tall)
 MAX_MARKS = 1000  # digit-sized marks one image is read for; more is not a page of digits but a pattern
 
 
@@ -102,17 +111,33 @@ def _working_scale(shape: tuple[int, int], max_side: int) -> float:
 def bright_ink(gray: np.ndarray) -> np.ndarray:
     """Invert if the ink is darker than the background, so ink is always the bright part.
 
-    Each pixel is compared with its local background (a median over half the frame, at
-    1/8 scale: robust to ink covering less than half the window, blind to lighting
-    gradients); the ink is on the side of the longer tail of those differences.
+    Ink is the thinner side, however much of the frame it covers (a digit that fills a 16x16
+    scan is a third ink): with the light evened out (each pixel over a wide local mean),
+    Otsu's threshold splits the image and the side whose parts are narrower is the ink. Where
+    the two are as wide (a sheet on a desk: Otsu splits sheet from desk), the ink is the side
+    with the stronger strokes narrower than a sixteenth of the frame (black vs white top-hat).
     """
-    small = cv2.resize(gray, (max(gray.shape[1] // 8, 1), max(gray.shape[0] // 8, 1)), interpolation=cv2.INTER_AREA)
-    k = max(3, min(small.shape) // 2) | 1
-    background = cv2.medianBlur(small, min(k, 255))
-    diff = (small.astype(np.int16) - background.astype(np.int16)).ravel()
-    low, high = len(diff) // 100, len(diff) - 1 - len(diff) // 100
-    tails = np.partition(diff, [low, high])  # the 1st and 99th percentiles, in one pass
-    return 255 - gray if -int(tails[low]) > int(tails[high]) else gray
+    dark, light = _widths(gray)
+    if dark > 0 and light > 0 and abs(np.log2(dark / light)) >= POLARITY_MARGIN:
+        return 255 - gray if dark < light else gray
+    half = cv2.resize(gray, (max(gray.shape[1] // 2, 1), max(gray.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(3, min(half.shape) // 16) | 1,) * 2)
+    strokes = [cv2.morphologyEx(half, op, kernel).ravel() for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT)]
+    top = len(strokes[0]) - 1 - len(strokes[0]) // 200
+    dark_strokes, light_strokes = (int(np.partition(v, top)[top]) for v in strokes)  # the 99.5th percentiles
+    return 255 - gray if dark_strokes > light_strokes else gray
+
+
+def _widths(gray: np.ndarray) -> tuple[float, float]:
+    """Typical widths of the dark and of the light parts, split by Otsu once the light is evened out (at half
+    size: the ratio of the two is what counts)."""
+    gray = cv2.resize(gray, (max(gray.shape[1] // 2, 1), max(gray.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(gray, (max(gray.shape[1] // 4, 1), max(gray.shape[0] // 4, 1)), interpolation=cv2.INTER_AREA)
+    mean = cv2.GaussianBlur(small.astype(np.float32), (0, 0), max(1.0, min(small.shape) / 8))
+    mean = cv2.resize(mean, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    even = cv2.normalize(gray.astype(np.float32) / (mean + 1), None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+    dark = cv2.threshold(even, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)[1]
+    return stroke_width(dark), stroke_width(cv2.bitwise_not(dark))
 
 
 def stroke_width(binary: np.ndarray) -> float:
@@ -129,17 +154,36 @@ def flatten_light(ink: np.ndarray) -> np.ndarray:
     """Subtract the background (an opening wider than the strokes), computed at 1/4 scale.
 
     The stroke width comes from a local (adaptive) threshold, which a lighting gradient
-    does not fool the way one global threshold would.
+    does not fool the way one global threshold would; without the large regions along the
+    frame's edge (the desk round a sheet) when anything else is left, so that the desk is
+    wider than the opening and goes with the background.
     """
     half = cv2.resize(ink, (max(ink.shape[1] // 2, 1), max(ink.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
     block = max(3, min(half.shape) // 2) | 1
     rough = cv2.adaptiveThreshold(half, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, -10)
-    width = max(2 * stroke_width(rough), 2.0)
+    width = max(2 * stroke_width(_without_edge_regions(rough)), 2.0)
     small = cv2.resize(half, (max(half.shape[1] // 2, 1), max(half.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
     k = int(np.clip(3 * width / 4, 3, max(3, min(small.shape) // 2))) | 1
     background = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     background = cv2.resize(background, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
     return cv2.subtract(ink, background)
+
+
+def _without_edge_regions(binary: np.ndarray) -> np.ndarray:
+    """The 0/255 image without its regions along the frame's edge (components that run along 40 % of a side,
+    cover over 5 % of the frame and a quarter of their box), unless nothing would be left (a digit that fills
+    the frame)."""
+    count, labels, stats, _ = _label(binary)
+    height, width = binary.shape
+    x, y, w, h, area = (stats[:, k] for k in range(5))
+    edge = (((x == 0) | (y == 0) | (x + w == width) | (y + h == height)) & (area > 0.05 * height * width)
+            & (area > 0.25 * w * h))  # regions, not the rules of a page
+    edge[0] = False
+    for i in np.flatnonzero(edge):
+        edge[i] = _along_border(labels, i) > 0.4  # along the edge, not a digit touching it
+    if not edge.any() or edge[1:].all():
+        return binary
+    return np.where(edge[labels], 0, binary).astype(np.uint8)
 
 
 @dataclass
@@ -164,20 +208,48 @@ class _Blob:
 
 
 def remove_ruled_lines(binary: np.ndarray) -> np.ndarray:
-    """Remove notebook rules: horizontal runs longer than a third of the width, where the ink is thin.
+    """Remove notebook rules, margin lines and squares: straight lines across a third of the image or more,
+    level or tilted up to MAX_TILT degrees (a page held askew), where the ink is thin.
 
-    Thin is judged on the ink itself (its vertical extent there is under a pen stroke), so a
+    Thin is judged on the ink itself (its extent across the line there is under a pen stroke), so a
     digit stroke that a rule crosses, or where a long bar meets a curve, stays whole.
     """
+    across = _level_lines(binary)
+    down = _level_lines(np.ascontiguousarray(binary.T))  # margins and the squares' columns, on the image turned
+    if across is None and down is None:
+        return binary
+    if down is not None:
+        down = np.ascontiguousarray(down.T)
+        across = down if across is None else cv2.bitwise_or(across, down)
+    return cv2.subtract(binary, across)
+
+
+def _level_lines(binary: np.ndarray) -> np.ndarray | None:
+    """The pixels of the thin straight lines running across a 0/255 image (tilted up to MAX_TILT), or None."""
     height, width = binary.shape
     length = max(15, width // 3)
-    if cv2.reduce(binary, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max() < 255 * length:
-        return binary  # no row has enough ink for such a run: skip the openings
-    long_runs = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    if cv2.countNonZero(binary) < length:
+        return None
+    tilt_rad = np.radians(MAX_TILT)
+    quarter = cv2.resize(binary, (max(width // 4, 1), max(height // 4, 1)), interpolation=cv2.INTER_AREA)
+    quarter = cv2.threshold(quarter, 0, 255, cv2.THRESH_BINARY)[1]  # the slope, found at a quarter of the size
+    found = cv2.HoughLines(quarter, 1, np.pi / 720, length // 4, min_theta=np.pi / 2 - tilt_rad,
+                           max_theta=np.pi / 2 + tilt_rad)
+    if found is None:
+        return None  # no straight line that long: skip the openings
+    tilt = np.degrees(float(found[0, 0, 1])) - 90.0  # the strongest line's slope, in degrees
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), tilt, 1.0)
+    level = binary if tilt == 0 else cv2.warpAffine(binary, turn, (width, height), flags=cv2.INTER_NEAREST)
+    long_runs = cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     if not long_runs.any():
-        return binary
-    thick = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 40))))
-    return cv2.subtract(binary, cv2.subtract(long_runs, thick))
+        return None
+    thick = cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 40))))
+    lines = cv2.subtract(long_runs, thick)
+    if tilt != 0:  # back to the image's own slope: every pixel the line touches, a pixel wider for the roundings
+        back = cv2.warpAffine(lines, cv2.getRotationMatrix2D((width / 2, height / 2), -tilt, 1.0), (width, height),
+                              flags=cv2.INTER_LINEAR)
+        lines = cv2.dilate(cv2.threshold(back, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8))
+    return lines
 
 
 def _label(binary: np.ndarray):
@@ -195,6 +267,26 @@ def _along_border(labels: np.ndarray, i: int) -> float:
     """The largest fraction of one side of the frame that component `i` runs along."""
     sides = (labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1])
     return max(float(np.mean(side == i)) for side in sides)
+
+
+def _digit_like(labels: np.ndarray, stats: np.ndarray, i: int, shape: tuple[int, int]) -> bool:
+    """Whether ink that runs along the frame's edge is what a digit filling the frame is (a form box's crop,
+    a 16x16 scan, a canvas drawn edge to edge) and not a page edge (a strip along the side), the desk or a
+    texture (strokes hair-thin for a mark that size), a shadow (solid) or a frame round other marks."""
+    x, y, w, h, area = (int(v) for v in stats[i])
+    if min(w / shape[1], h / shape[0]) < 0.08 or area > 0.85 * w * h:
+        return False
+    if area <= 0.3 * shape[0] * shape[1]:
+        return True
+    window = labels[y:y + h, x:x + w]
+    mask = cv2.copyMakeBorder((window == i).astype(np.uint8) * 255, 1, 1, 1, 1, cv2.BORDER_CONSTANT)
+    if stroke_width(mask) < HAIRLINE * min(w, h):
+        return False
+    paper = cv2.connectedComponents(cv2.bitwise_not(mask), connectivity=4)[1]
+    holes = ((paper > 0) & (paper != paper[0, 0]))[1:-1, 1:-1]  # what the mark encloses
+    inside = np.bincount(window[holes].ravel(), minlength=len(stats))
+    inside[[0, i]] = 0
+    return not (inside >= max(12, 0.02 * area)).any()  # a frame around other marks: the desk round a sheet
 
 
 def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], np.ndarray]:
@@ -217,22 +309,36 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
     for i in np.flatnonzero((areas >= min_area) & has_sure_ink):
         x, y, w, h, area = (int(v) for v in stats[i])
         touches = x == 0 or y == 0 or x + w == width or y + h == height
-        large = area > 0.3 * height * width
-        thin = min(w / width, h / height) < 0.08
-        if touches and (large or thin) and _along_border(labels, i) > 0.4:
-            continue  # the desk or a shadow beyond the page, or a page edge; a digit is neither
+        if touches and max(w, h) < EDGE_CUT * min(height, width):
+            continue  # a small mark cut by the frame's edge: grain, or a digit half out of the picture
+        if touches and _along_border(labels, i) > 0.4 and not _digit_like(labels, stats, i, flat.shape):
+            continue  # a page edge, the desk or a shadow beyond the page, a texture
         blobs.append(_Blob(x, y, x + w, y + h, [int(i)]))
     return labels, blobs, areas
 
 
 def _contrasted(blobs: list[_Blob], labels: np.ndarray, flat: np.ndarray, areas: np.ndarray) -> list[_Blob]:
-    """Drop blobs much fainter than the strongest one (paper texture, smudges)."""
+    """Drop blobs much fainter than the strongest one (smudges) or than the paper around them (a texture:
+    wood grain, rough paper, sensor noise): a stroke stands MIN_SNR times above the mean of the unlit pixels
+    within a blob's size of it."""
     if not blobs:
         return blobs
     sums = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=len(areas))
-    means = [sums[b.labels[0]] / areas[b.labels[0]] for b in blobs]
-    strongest = max(means)
-    return [b for b, m in zip(blobs, means) if m >= 0.4 * strongest]
+    means = np.array([sums[b.labels[0]] / areas[b.labels[0]] for b in blobs])
+    unlit = (labels == 0).view(np.uint8)
+    level = cv2.integral(cv2.bitwise_and(flat, flat, mask=unlit), sdepth=cv2.CV_64F)
+    count = cv2.integral(unlit, sdepth=cv2.CV_64F)
+    box = np.array([(b.x0, b.y0, b.x1, b.y1) for b in blobs])
+    height, width = flat.shape
+    x0, y0 = np.maximum(box[:, 0] - (box[:, 2] - box[:, 0]), 0), np.maximum(box[:, 1] - (box[:, 3] - box[:, 1]), 0)
+    x1, y1 = np.minimum(2 * box[:, 2] - box[:, 0], width), np.minimum(2 * box[:, 3] - box[:, 1], height)
+
+    def window(table: np.ndarray) -> np.ndarray:
+        return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+
+    around = window(level) / np.maximum(window(count), 1)
+    keep = (means >= 0.4 * means.max()) & (means >= MIN_SNR * (around + NOISE_FLOOR))
+    return [b for b, k in zip(blobs, keep) if k]
 
 
 def _typical_height(blobs: list[_Blob], areas: np.ndarray) -> float:

@@ -8,6 +8,7 @@ nothing goes to `/predict` or leaves the origin, and that the page works with th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -211,8 +212,14 @@ def test_browser_and_python_read_the_same(server, browser, shipped_model, test_i
     assert abs(browser_accuracy - python_accuracy) <= 0.002, (browser_accuracy, python_accuracy)
     assert python_accuracy > 0.97
 
-    same, total = web_page.scene_agreement(visit.page, model, [s.image for s in scenes.scenes(x, y, 100, seed=3)])
+    photos = [s.image for s in scenes.scenes(x, y, 100, seed=3)]
+    photos += [s.image for on in ("ruled", "squared", "desk") for s in scenes.scenes(x, y, 8, seed=4, on=on)]
+    same, total = web_page.scene_agreement(visit.page, model, photos)
     assert same / total >= 0.98, (same, total)
+    # a portrait phone photo stored sideways (EXIF Orientation 6) reads upright in the page, as in Python
+    portrait = scenes.scenes(x, y, 1, seed=5, min_digits=3, max_digits=3)[0]
+    jpeg = base64.b64encode(scenes.phone_jpeg(portrait.image, 6)).decode()
+    assert visit.page.evaluate(web_page.READ_IMAGE_JS, "data:image/jpeg;base64," + jpeg) == portrait.text
     _origin_only(visit.requests, server)
     visit.close()
 

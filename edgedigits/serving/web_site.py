@@ -119,13 +119,8 @@ def write(model_path: Path, folder: Path) -> list[Path]:
     """Write the page into `folder`: a new or empty folder, or one an earlier `edgedigits web` wrote
     (its MARKER file), so no file of anyone else's is overwritten. Returns the files written."""
     files = site(model_path)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file; give a folder for the page")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
-        raise UserError(f"{folder} is not empty and was not written by `edgedigits web`; give a new or empty folder")
-    atomic.ensure_dir(folder)
+    atomic.claim_folder(folder, MARKER, "edgedigits web")
     targets = {name: atomic.inside(folder, name) for name in sorted(files)}  # no file through a link (vendor/)
-    atomic.write_text(atomic.inside(folder, MARKER), "written by `edgedigits web`; it may replace the files here\n")
     for name, target in targets.items():
         atomic.write_bytes(target, files[name])
     return list(targets.values())

@@ -5,14 +5,20 @@
 
 export const WORK_MAX_SIDE = 1024;
 const WORK_MIN_SIDE = 128;
-const MIN_CONTRAST = 40;
+const POLARITY_MARGIN = 0.25;
+const MAX_TILT = 12.0;
+const EDGE_CUT = 0.1;
+const HAIRLINE = 0.1;
+const MIN_SNR = 4.0;
+const NOISE_FLOOR = 4.0;
+const MIN_CONTRAST = 24;
 const SPECK_FRACTION = 0.15;
 const MNIST_BOX = 20;
 export const MNIST_SIZE = 28;
 const MNIST_STROKE = 0.14;
 const NORMALIZE_SIDE = 64;
 const SPLIT_ASPECT = 1.5;
-const MIN_DIGIT_PX = 8;
+const MIN_DIGIT_PX = 12;
 export const MAX_MARKS = 1000;
 
 // Python's round(): halves to even, as the Python side rounds sizes and boxes.
@@ -84,22 +90,38 @@ export class DigitFinder {
     return 1.0;
   }
 
+  // Ink is the thinner side (bright_ink in preprocess.py); where both are as wide, the stronger thin strokes.
   brightInk(gray, mat) {
     const cv = this.cv;
-    const small = this.resize(gray, Math.max(gray.cols >> 3, 1), Math.max(gray.rows >> 3, 1), cv.INTER_AREA, mat);
-    const k = Math.max(3, Math.min(small.rows, small.cols) >> 1) | 1;
-    const background = mat();
-    cv.medianBlur(small, background, Math.min(k, 255));
-    const n = small.rows * small.cols, diff = new Int16Array(n);
-    for (let i = 0; i < n; i++) diff[i] = small.data[i] - background.data[i];
-    diff.sort();
-    const low = Math.floor(n / 100), high = n - 1 - Math.floor(n / 100);
-    if (-diff[low] > diff[high]) {
-      const inverted = mat();
-      cv.bitwise_not(gray, inverted);
-      return inverted;
-    }
-    return gray;
+    const inverted = () => { const out = mat(); cv.bitwise_not(gray, out); return out; };
+    const [dark, light] = this.widths(gray, mat);
+    if (dark > 0 && light > 0 && Math.abs(Math.log2(dark / light)) >= POLARITY_MARGIN) return dark < light ? inverted() : gray;
+    const half = this.resize(gray, Math.max(gray.cols >> 1, 1), Math.max(gray.rows >> 1, 1), cv.INTER_AREA, mat);
+    const k = Math.max(3, Math.floor(Math.min(half.rows, half.cols) / 16)) | 1;
+    const top = half.rows * half.cols - 1 - Math.floor(half.rows * half.cols / 200);
+    const [darkStrokes, lightStrokes] = [cv.MORPH_BLACKHAT, cv.MORPH_TOPHAT].map(
+      op => rankU8(this.morph(half, op, this.ellipse(k), mat).data, top));
+    return darkStrokes > lightStrokes ? inverted() : gray;
+  }
+
+  // Typical widths of the dark and of the light parts, split by Otsu once the light is evened out, at half size (_widths).
+  widths(full, mat) {
+    const cv = this.cv;
+    const gray = this.resize(full, Math.max(full.cols >> 1, 1), Math.max(full.rows >> 1, 1), cv.INTER_AREA, mat);
+    const small = this.resize(gray, Math.max(gray.cols >> 2, 1), Math.max(gray.rows >> 2, 1), cv.INTER_AREA, mat);
+    const small32 = mat(), blurred = mat(), gray32 = mat(), even = mat(), dark = mat(), light = mat();
+    small.convertTo(small32, cv.CV_32F);
+    const sigma = Math.max(1.0, Math.min(small.rows, small.cols) / 8);
+    cv.GaussianBlur(small32, blurred, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
+    const mean = this.resize(blurred, gray.cols, gray.rows, cv.INTER_LINEAR, mat);
+    gray.convertTo(gray32, cv.CV_32F);
+    const ratio = mat(gray.rows, gray.cols, cv.CV_32F);
+    const g = gray32.data32F, m = mean.data32F, r = ratio.data32F;
+    for (let i = 0; i < r.length; i++) r[i] = g[i] / Math.fround(m[i] + 1);
+    cv.normalize(ratio, even, 0, 255, cv.NORM_MINMAX, cv.CV_8U);
+    cv.threshold(even, dark, 0, 255, cv.THRESH_BINARY_INV + cv.THRESH_OTSU);
+    cv.bitwise_not(dark, light);
+    return [this.strokeWidth(dark, mat), this.strokeWidth(light, mat)];
   }
 
   strokeWidth(binary, mat) {
@@ -118,7 +140,7 @@ export class DigitFinder {
     const block = Math.max(3, Math.min(half.rows, half.cols) >> 1) | 1;
     const rough = mat();
     cv.adaptiveThreshold(half, rough, 255, cv.ADAPTIVE_THRESH_MEAN_C, cv.THRESH_BINARY, block, -10);
-    const width = Math.max(2 * this.strokeWidth(rough, mat), 2.0);
+    const width = Math.max(2 * this.strokeWidth(this.withoutEdgeRegions(rough, mat), mat), 2.0);
     const small = this.resize(half, Math.max(half.cols >> 1, 1), Math.max(half.rows >> 1, 1), cv.INTER_AREA, mat);
     const upper = Math.max(3, Math.min(small.rows, small.cols) >> 1);
     const k = Math.trunc(Math.min(Math.max(3 * width / 4, 3), upper)) | 1;
@@ -129,24 +151,78 @@ export class DigitFinder {
     return flat;
   }
 
-  removeRuledLines(binary, mat) {
-    const cv = this.cv, height = binary.rows, width = binary.cols, data = binary.data;
-    const length = Math.max(15, Math.floor(width / 3));
-    let most = 0;
-    for (let y = 0; y < height; y++) {
-      let sum = 0;
-      for (let x = y * width, end = x + width; x < end; x++) sum += data[x];
-      most = Math.max(most, sum);
+  // The binary without its regions along the frame's edge, unless nothing would be left (_without_edge_regions).
+  withoutEdgeRegions(binary, mat) {
+    const cv = this.cv, labels = mat(), stats = mat(), centroids = mat();
+    const count = cv.connectedComponentsWithStats(binary, labels, stats, centroids, 8, cv.CV_32S);
+    const S = stats.data32S, height = binary.rows, width = binary.cols;
+    const edge = new Uint8Array(count);
+    for (let i = 1; i < count; i++) {
+      const [x, y, w, h, area] = S.slice(i * 5, i * 5 + 5);
+      edge[i] = (x === 0 || y === 0 || x + w === width || y + h === height) && area > 0.05 * height * width
+        && area > 0.25 * w * h && alongBorder(labels.data32S, width, height, i) > 0.4 ? 1 : 0;
     }
-    if (most < 255 * length) return binary;
-    const longRuns = openRows(binary, length, mat);
-    if (!cv.countNonZero(longRuns)) return binary;
-    const thick = this.morph(binary, cv.MORPH_OPEN,
-                             cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, Math.max(3, Math.floor(height / 40)))), mat);
-    const thin = mat(), kept = mat();
-    cv.subtract(longRuns, thick, thin);
-    cv.subtract(binary, thin, kept);
+    if (!edge.some(v => v) || edge.slice(1).every(v => v)) return binary;
+    const kept = mat(), L = labels.data32S;
+    binary.copyTo(kept);
+    for (let p = 0; p < L.length; p++) if (edge[L[p]]) kept.data[p] = 0;
     return kept;
+  }
+
+  // Notebook rules, margins and squares, level or tilted up to MAX_TILT (remove_ruled_lines).
+  removeRuledLines(binary, mat) {
+    const cv = this.cv;
+    let lines = this.levelLines(binary, mat);
+    const turned = mat();
+    cv.transpose(binary, turned);
+    const downTurned = this.levelLines(turned, mat);
+    if (!lines && !downTurned) return binary;
+    if (downTurned) {
+      const down = mat();
+      cv.transpose(downTurned, down);
+      if (lines) { const both = mat(); cv.bitwise_or(lines, down, both); lines = both; } else lines = down;
+    }
+    const kept = mat();
+    cv.subtract(binary, lines, kept);
+    return kept;
+  }
+
+  // The pixels of the thin straight lines running across a 0/255 image, or null (_level_lines).
+  levelLines(binary, mat) {
+    const cv = this.cv, height = binary.rows, width = binary.cols;
+    const length = Math.max(15, Math.floor(width / 3));
+    if (cv.countNonZero(binary) < length) return null;
+    const tilt = MAX_TILT * Math.PI / 180, found = mat(), quarter = mat();
+    const shrunk = this.resize(binary, Math.max(width >> 2, 1), Math.max(height >> 2, 1), cv.INTER_AREA, mat);
+    cv.threshold(shrunk, quarter, 0, 255, cv.THRESH_BINARY);  // the slope, found at a quarter of the size
+    cv.HoughLines(quarter, found, 1, Math.PI / 720, length >> 2, 0, 0, Math.PI / 2 - tilt, Math.PI / 2 + tilt);
+    if (!found.rows) return null;
+    const slope = found.data32F[1] * (180 / Math.PI) - 90.0;
+    const center = new cv.Point(width / 2, height / 2), size = new cv.Size(width, height);
+    let level = binary;
+    if (slope !== 0) {
+      const turn = cv.getRotationMatrix2D(center, slope, 1.0);
+      level = mat();
+      cv.warpAffine(binary, level, turn, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT, new cv.Scalar(0));
+      turn.delete();
+    }
+    const longRuns = openRows(level, length, mat);
+    if (!cv.countNonZero(longRuns)) return null;
+    const thick = this.morph(level, cv.MORPH_OPEN,
+                             cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, Math.max(3, Math.floor(height / 40)))), mat);
+    let lines = mat();
+    cv.subtract(longRuns, thick, lines);
+    if (slope !== 0) {
+      const back = mat(), touched = mat(), wide = mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U);
+      const turnBack = cv.getRotationMatrix2D(center, -slope, 1.0);
+      cv.warpAffine(lines, back, turnBack, size, cv.INTER_LINEAR, cv.BORDER_CONSTANT, new cv.Scalar(0));
+      turnBack.delete();
+      cv.threshold(back, touched, 0, 255, cv.THRESH_BINARY);
+      cv.dilate(touched, wide, kernel, new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT, cv.morphologyDefaultBorderValue());
+      kernel.delete();
+      lines = wide;
+    }
+    return lines;
   }
 
   // Ink components by hysteresis (see _components in preprocess.py).
@@ -165,32 +241,65 @@ export class DigitFinder {
     const sure = new Uint8Array(count);
     for (let p = 0; p < F.length; p++) if (F[p] > level) sure[L[p]] = 1;
     sure[0] = 0;
-    const alongBorder = i => {
-      const sides = [0, 0, 0, 0];
-      for (let x = 0; x < width; x++) { sides[0] += L[x] === i; sides[1] += L[(height - 1) * width + x] === i; }
-      for (let y = 0; y < height; y++) { sides[2] += L[y * width] === i; sides[3] += L[y * width + width - 1] === i; }
-      return Math.max(sides[0] / width, sides[1] / width, sides[2] / height, sides[3] / height);
-    };
     const blobs = [];
     for (let i = 0; i < count; i++) {
       if (!(areas[i] >= minArea && sure[i])) continue;
       const [x, y, w, h, area] = S.slice(i * 5, i * 5 + 5);
       const touches = x === 0 || y === 0 || x + w === width || y + h === height;
-      const large = area > 0.3 * height * width;
-      const thin = Math.min(w / width, h / height) < 0.08;
-      if (touches && (large || thin) && alongBorder(i) > 0.4) continue;
+      if (touches && Math.max(w, h) < EDGE_CUT * Math.min(height, width)) continue;
+      if (touches && alongBorder(L, width, height, i) > 0.4 && !this.digitLike(L, S, i, height, width, count, mat)) continue;
       blobs.push({x0: x, y0: y, x1: x + w, y1: y + h, labels: [i]});
     }
     return {labels, blobs, areas};
   }
 
+  // Ink along the frame's edge that is a digit filling the frame, not a page edge, desk, texture or frame (_digit_like).
+  digitLike(L, S, i, height, width, count, mat) {
+    const cv = this.cv;
+    const [x, y, w, h, area] = S.slice(i * 5, i * 5 + 5);
+    if (Math.min(w / width, h / height) < 0.08 || area > 0.85 * w * h) return false;
+    if (area <= 0.3 * height * width) return true;
+    const mask = mat(h + 2, w + 2, cv.CV_8UC1, new cv.Scalar(0)), M = mask.data;
+    for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) if (L[(y + r) * width + x + c] === i) M[(r + 1) * (w + 2) + c + 1] = 255;
+    if (this.strokeWidth(mask, mat) < HAIRLINE * Math.min(w, h)) return false;
+    const paperMask = mat(), paper = mat();
+    cv.bitwise_not(mask, paperMask);
+    cv.connectedComponents(paperMask, paper, 4, cv.CV_32S);
+    const P = paper.data32S, outside = P[0], inside = new Float64Array(count);
+    for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
+      const q = P[(r + 1) * (w + 2) + c + 1];
+      if (q > 0 && q !== outside) inside[L[(y + r) * width + x + c]]++;
+    }
+    inside[0] = inside[i] = 0;
+    const enough = Math.max(12, 0.02 * area);
+    return !inside.some(v => v >= enough);
+  }
+
+  // Blobs much fainter than the strongest or than the unlit pixels around them are dropped (_contrasted).
   contrasted(blobs, labels, flat, areas) {
     if (!blobs.length) return blobs;
     const sums = new Float64Array(areas.length), L = labels.data32S, F = flat.data;
     for (let p = 0; p < L.length; p++) sums[L[p]] += F[p];
     const means = blobs.map(b => sums[b.labels[0]] / areas[b.labels[0]]);
     const strongest = Math.max(...means);
-    return blobs.filter((b, k) => means[k] >= 0.4 * strongest);
+    const height = flat.rows, width = flat.cols, stride = width + 1;
+    const level = new Float64Array((height + 1) * stride), count = new Float64Array((height + 1) * stride);
+    for (let yy = 0; yy < height; yy++) {
+      let rowLevel = 0, rowCount = 0;
+      for (let xx = 0; xx < width; xx++) {
+        const p = yy * width + xx;
+        if (L[p] === 0) { rowLevel += F[p]; rowCount++; }
+        level[(yy + 1) * stride + xx + 1] = level[yy * stride + xx + 1] + rowLevel;
+        count[(yy + 1) * stride + xx + 1] = count[yy * stride + xx + 1] + rowCount;
+      }
+    }
+    return blobs.filter((b, k) => {
+      const x0 = Math.max(b.x0 - (b.x1 - b.x0), 0), y0 = Math.max(b.y0 - (b.y1 - b.y0), 0);
+      const x1 = Math.min(2 * b.x1 - b.x0, width), y1 = Math.min(2 * b.y1 - b.y0, height);
+      const window = t => t[y1 * stride + x1] - t[y0 * stride + x1] - t[y1 * stride + x0] + t[y0 * stride + x0];
+      const around = window(level) / Math.max(window(count), 1);
+      return means[k] >= 0.4 * strongest && means[k] >= MIN_SNR * (around + NOISE_FLOOR);
+    });
   }
 
   typicalHeight(blobs, areas) {
@@ -433,6 +542,23 @@ export function openRows(binary, length, mat) {
     }
   }
   return out;
+}
+
+// The largest fraction of one side of the frame that component i runs along (_along_border).
+function alongBorder(L, width, height, i) {
+  const sides = [0, 0, 0, 0];
+  for (let x = 0; x < width; x++) { sides[0] += L[x] === i; sides[1] += L[(height - 1) * width + x] === i; }
+  for (let y = 0; y < height; y++) { sides[2] += L[y * width] === i; sides[3] += L[y * width + width - 1] === i; }
+  return Math.max(sides[0] / width, sides[1] / width, sides[2] / height, sides[3] / height);
+}
+
+// The value of rank k (0 = smallest) among uint8 values, as np.partition(values, k)[k].
+function rankU8(values, k) {
+  const counts = new Float64Array(256);
+  for (const v of values) counts[v]++;
+  let seen = 0;
+  for (let v = 0; v < 256; v++) { seen += counts[v]; if (seen > k) return v; }
+  return 255;
 }
 
 export function percentileU8(counts, q) {
