@@ -110,11 +110,11 @@ def main() -> int:
     args = parser.parse_args()
     entries = zoo()
     if args.models:
-        unknown = sorted(set(args.models) - {e.name for e in entries})
+        unknown = sorted(set(args.models) - {e.model for e in entries})
         if unknown:
             parser.error(f"not in the registry: {', '.join(unknown)}; the registry has "
-                         f"{', '.join(e.name for e in entries)}")
-        entries = tuple(e for e in entries if e.name in args.models)
+                         f"{', '.join(e.model for e in entries)}")
+        entries = tuple(e for e in entries if e.model in args.models)
 
     from edgedigits.training import data, plots
     from edgedigits import evaluate as evaluate_mod
