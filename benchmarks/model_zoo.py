@@ -156,6 +156,7 @@ def main() -> int:
             result[key] = comparisons(rows, subject, predicted, test.y_test)
     result["failed"] = failed
     result["trained_this_run"] = trained
+    result["models"] = [e.model for e in entries]
     result["train_wall_time_s"] = train_s
     shipped_bytes = shipped_path.read_bytes()  # the zoo's chain of the default model reproduces it bit for bit, or not
     result["same_file_as_shipped"] = [name for name, (_, path) in files.items()
@@ -231,11 +232,11 @@ def comparisons(rows: list[dict], subject: str, predicted: dict[str, np.ndarray]
     return out
 
 
-def trained_phrase(trained: list[str]) -> str:
-    """Which float models this run trained, for the results header."""
+def trained_phrase(trained: list[str], run: int) -> str:
+    """Which float models this run trained, for the results header (`run`: how many models it ran)."""
     if not trained:
         return "every float model from the checkpoint cache; "
-    if len(trained) == len(zoo()):
+    if len(trained) == run:
         return "every float model trained in this run (an empty checkpoint cache); "
     return f"training {', '.join(trained)} in this run (the rest from the checkpoint cache); "
 
@@ -246,7 +247,7 @@ def markdown(r: dict) -> str:
         f"`{r['command']}`, {r['date']}, on {d['cpu']} ({d['arch']}, {d['cores']} cores), {d['os']}, "
         f"Python {d['python']}, numpy {d['numpy']}, {d['backend']}, 1 thread; accuracy on {r['rows'][0]['n_eval']:,} "
         f"MNIST test images; wall time {r['wall_time_s'] / 60:.0f} min, "
-        + trained_phrase(r["trained_this_run"]) +
+        + trained_phrase(r["trained_this_run"], len(r.get("models") or zoo())) +
         f"training the float models took {sum(r['train_wall_time_s'].values()) / 60:.0f} min in all (their cards)",
         "",
         "| model | format | accuracy | bytes | gzip | params | MACs | invoke p50 µs | p90 | e2e p50 µs | TFLM arena |",
