@@ -125,7 +125,7 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
     strokes = [cv2.morphologyEx(half, op, kernel).ravel() for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT)]
     top = len(strokes[0]) - 1 - len(strokes[0]) // 200
     dark_strokes, light_strokes = (int(np.partition(v, top)[top]) for v in strokes)  # the 99.5th percentiles
-    return 255 - gray if dark_strokes > light_strokes else gray
+    return 255 - gray if dark_strokes >= light_strokes else gray  # a tie: paper's way, dark ink
 
 
 def _widths(gray: np.ndarray) -> tuple[float, float]:

@@ -101,7 +101,7 @@ export class DigitFinder {
     const top = half.rows * half.cols - 1 - Math.floor(half.rows * half.cols / 200);
     const [darkStrokes, lightStrokes] = [cv.MORPH_BLACKHAT, cv.MORPH_TOPHAT].map(
       op => rankU8(this.morph(half, op, this.ellipse(k), mat).data, top));
-    return darkStrokes > lightStrokes ? inverted() : gray;
+    return darkStrokes >= lightStrokes ? inverted() : gray;  // a tie: paper's way, dark ink
   }
 
   // Typical widths of the dark and of the light parts, split by Otsu once the light is evened out, at half size (_widths).
