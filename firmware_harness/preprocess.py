@@ -117,10 +117,10 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
     the two are as wide (a sheet on a desk: Otsu splits sheet from desk), the ink is the side
     with the stronger strokes narrower than a sixteenth of the frame (black vs white top-hat).
     """
-    dark, light = _widths(gray)
+    half = cv2.resize(gray, (max(gray.shape[1] // 2, 1), max(gray.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
+    dark, light = _widths(half)
     if dark > 0 and light > 0 and abs(np.log2(dark / light)) >= POLARITY_MARGIN:
         return 255 - gray if dark < light else gray
-    half = cv2.resize(gray, (max(gray.shape[1] // 2, 1), max(gray.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(3, min(half.shape) // 16) | 1,) * 2)
     strokes = [cv2.morphologyEx(half, op, kernel).ravel() for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT)]
     top = len(strokes[0]) - 1 - len(strokes[0]) // 200
@@ -129,9 +129,8 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
 
 
 def _widths(gray: np.ndarray) -> tuple[float, float]:
-    """Typical widths of the dark and of the light parts, split by Otsu once the light is evened out (at half
-    size: the ratio of the two is what counts)."""
-    gray = cv2.resize(gray, (max(gray.shape[1] // 2, 1), max(gray.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
+    """Typical widths of the dark and of the light parts, split by Otsu once the light is evened out (given the
+    image at half size: the ratio of the two is what counts)."""
     small = cv2.resize(gray, (max(gray.shape[1] // 4, 1), max(gray.shape[0] // 4, 1)), interpolation=cv2.INTER_AREA)
     mean = cv2.GaussianBlur(small.astype(np.float32), (0, 0), max(1.0, min(small.shape) / 8))
     mean = cv2.resize(mean, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from firmware_harness import orientation as exif
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -236,10 +238,7 @@ def write_video(path: str, frames: list[np.ndarray], fps: float = 30.0, repeat: 
 def phone_jpeg(upright: np.ndarray, orientation: int = 6, quality: int = 90) -> bytes:
     """A JPEG stored as a phone stores it: the pixels turned so that the EXIF Orientation tag (6: the
     camera held upright, stored sideways) turns them back to `upright` when shown."""
-    stored = {1: upright, 2: cv2.flip(upright, 1), 3: cv2.rotate(upright, cv2.ROTATE_180), 4: cv2.flip(upright, 0),
-              5: cv2.transpose(upright), 6: cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE),
-              7: cv2.transpose(cv2.rotate(upright, cv2.ROTATE_180)),
-              8: cv2.rotate(upright, cv2.ROTATE_90_CLOCKWISE)}[orientation]
+    stored = exif.upright(upright, {6: 8, 8: 6}.get(orientation, orientation))  # the other tags undo themselves
     ok, jpeg = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("OpenCV could not encode the image as JPEG")

@@ -94,9 +94,9 @@ export class DigitFinder {
   brightInk(gray, mat) {
     const cv = this.cv;
     const inverted = () => { const out = mat(); cv.bitwise_not(gray, out); return out; };
-    const [dark, light] = this.widths(gray, mat);
-    if (dark > 0 && light > 0 && Math.abs(Math.log2(dark / light)) >= POLARITY_MARGIN) return dark < light ? inverted() : gray;
     const half = this.resize(gray, Math.max(gray.cols >> 1, 1), Math.max(gray.rows >> 1, 1), cv.INTER_AREA, mat);
+    const [dark, light] = this.widths(half, mat);
+    if (dark > 0 && light > 0 && Math.abs(Math.log2(dark / light)) >= POLARITY_MARGIN) return dark < light ? inverted() : gray;
     const k = Math.max(3, Math.floor(Math.min(half.rows, half.cols) / 16)) | 1;
     const top = half.rows * half.cols - 1 - Math.floor(half.rows * half.cols / 200);
     const [darkStrokes, lightStrokes] = [cv.MORPH_BLACKHAT, cv.MORPH_TOPHAT].map(
@@ -104,10 +104,9 @@ export class DigitFinder {
     return darkStrokes >= lightStrokes ? inverted() : gray;  // a tie: paper's way, dark ink
   }
 
-  // Typical widths of the dark and of the light parts, split by Otsu once the light is evened out, at half size (_widths).
-  widths(full, mat) {
+  // Typical widths of the dark and of the light parts, split by Otsu once the light is evened out; given the image at half size (_widths).
+  widths(gray, mat) {
     const cv = this.cv;
-    const gray = this.resize(full, Math.max(full.cols >> 1, 1), Math.max(full.rows >> 1, 1), cv.INTER_AREA, mat);
     const small = this.resize(gray, Math.max(gray.cols >> 2, 1), Math.max(gray.rows >> 2, 1), cv.INTER_AREA, mat);
     const small32 = mat(), blurred = mat(), gray32 = mat(), even = mat(), dark = mat(), light = mat();
     small.convertTo(small32, cv.CV_32F);
