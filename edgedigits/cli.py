@@ -48,33 +48,67 @@ def _options(
 
 DataOption = Annotated[
     Optional[Path],
-    typer.Option("--data", help="mnist.npz or a folder of IDX files [default: $EDGEDIGITS_DATA, then ~/.keras/datasets/mnist.npz, then download]"),
+    typer.Option("--data", help="mnist.npz, a folder of IDX files, or your own digits: a folder of class folders 0-9 "
+                                "or a CSV of path,label rows [default: $EDGEDIGITS_DATA, then "
+                                "~/.keras/datasets/mnist.npz, then download]"),
 ]
+StrictOption = Annotated[bool, typer.Option("--strict", help="With your own digits: fail if an image is skipped "
+                                                             "(no single digit found, unreadable) instead of listing it.")]
+MixOption = Annotated[float, typer.Option(help="With your own digits: the share of each epoch drawn from MNIST's "
+                                               "training images, 0 to 0.95.")]
+
+
+def _fine_tuning(data: Optional[Path], model: str, start_from: Optional[Path] = None) -> dict:
+    """Recipe changes for a labelled folder (fine-tune the shipped float model), else none; no TensorFlow."""
+    from firmware_harness import labelled
+
+    if data is None or start_from is not None or not labelled.is_labelled(data):
+        return {}
+    from edgedigits.training import fine_tune
+
+    return fine_tune.recipe_overrides(model)
 
 
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Registry model name (see `edgedigits models`).")] = DEFAULT_MODEL,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 30,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (early stopping may end sooner) "
+                                                       "[default: 30; 10 when fine-tuning on your own digits].")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate for Adam.")] = 3e-3,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate for Adam [default: 0.003; 0.001 when "
+                                                     "fine-tuning on your own digits].")] = None,
     schedule: Annotated[str, typer.Option(help="cosine (with warm-up) or plateau (ReduceLROnPlateau).")] = "cosine",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on the same machine.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Run folder [default: runs/<model>-<hash of recipe and data>].")] = None,
     data: DataOption = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
+    strict: StrictOption = False,
+    mnist_mix: MixOption = 0.5,
 ) -> None:
-    """Train a model on MNIST; writes model.keras, history.json, curves.png and card.json."""
+    """Train a model on MNIST, or fine-tune it on your own digits; writes model.keras, history.json, curves.png and card.json."""
     from edgedigits.training import data as data_mod
 
-    splits = data_mod.load_splits(data, limit=limit)  # bad data fails fast, before TensorFlow loads
+    fine = _fine_tuning(data, model)
+    recipe_options = {"epochs": epochs if epochs is not None else (_fine_tune_epochs() if fine else 30), **fine,
+                      **({"lr": lr} if lr is not None else {} if fine else {"lr": 3e-3})}
+    splits = data_mod.load_splits(data, limit=limit, mnist_mix=mnist_mix, strict=strict)  # fails before TensorFlow loads
     from edgedigits.training import train as train_mod
 
-    recipe = train_mod.Recipe(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed)
+    recipe = train_mod.Recipe(model=model, batch_size=batch_size, schedule=schedule, seed=seed, **recipe_options)
     recipe.validate()
     result = train_mod.train(recipe, splits, out)
-    typer.echo(f"{model}: test accuracy {result.test_accuracy:.2%} ({len(splits.x_test)} images); "
-               f"best epoch {result.card['best_epoch']}, {result.card['wall_time_s']:.0f} s; saved {result.path}")
+    tested = (f"accuracy on your {len(splits.x_test)} validation images {result.test_accuracy:.2%}, on MNIST's test "
+              f"set {result.card['mnist_test_accuracy']:.2%}" if splits.own else
+              f"test accuracy {result.test_accuracy:.2%} ({len(splits.x_test)} images)")
+    typer.echo(f"{model}: {tested}; best epoch {result.card['best_epoch']}, {result.card['wall_time_s']:.0f} s; "
+               f"saved {result.path}")
+
+
+def _fine_tune_epochs() -> int:
+    """fine_tune.EPOCHS, imported only when fine-tuning."""
+    from edgedigits.training import fine_tune
+
+    return fine_tune.EPOCHS
 
 
 @app.command()
@@ -95,7 +129,8 @@ def export(
     formats: Annotated[str, typer.Option(help=f"Also convert the float model to these formats, a comma list: {formats_mod.help_text()}.")] = "",
     model: Annotated[Optional[str], typer.Option(help=f"Registry model name [default: {DEFAULT_MODEL}, or the model saved in --from].")] = None,
     sparsity: Annotated[float, typer.Option(help="Target fraction of zero weights, 0 to 0.95 (0: plain QAT).")] = 0.5,
-    epochs: Annotated[int, typer.Option(help="Float training epochs.")] = 30,
+    epochs: Annotated[Optional[int], typer.Option(help="Float training epochs [default: 30; 10 when fine-tuning on your "
+                                                       "own digits].")] = None,
     prune_epochs: Annotated[int, typer.Option(help="Pruning fine-tuning epochs.")] = 10,
     qat_epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs.")] = 4,
     io: Annotated[str, typer.Option(help="int8 model input/output type: int8, or uint8 for apps that feed camera bytes.")] = "int8",
@@ -105,18 +140,23 @@ def export(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data: DataOption = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
+    strict: StrictOption = False,
+    mnist_mix: MixOption = 0.5,
 ) -> None:
-    """Train (or reuse), prune, quantization-aware train, convert, verify and write .tflite + card + C array."""
+    """Train (or reuse, or fine-tune on your own digits), prune, quantization-aware train, convert, verify and write .tflite + card + C array."""
     from edgedigits.training import data as data_mod
     from edgedigits.export import pipeline
 
+    chosen = pipeline.model_for(model, start_from)
+    fine = _fine_tuning(data, chosen, start_from)
     plan = pipeline.ExportPlan(
-        model=pipeline.model_for(model, start_from), int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-        sparsity=sparsity, epochs=epochs, prune_epochs=prune_epochs, qat_epochs=qat_epochs, io_type=io,
-        seed=seed, name=name, start_from=start_from,
+        model=chosen, int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        sparsity=sparsity, epochs=epochs if epochs is not None else (_fine_tune_epochs() if fine else 30),
+        prune_epochs=prune_epochs,
+        qat_epochs=qat_epochs, io_type=io, seed=seed, name=name, start_from=start_from, recipe_overrides=fine,
     )
     plan.validate()  # bad options and data fail fast, before TensorFlow loads
-    splits = data_mod.load_splits(data, limit=limit)
+    splits = data_mod.load_splits(data, limit=limit, mnist_mix=mnist_mix, strict=strict)
     cards = pipeline.run(plan, splits, out)
     typer.echo(_summary_table(cards))
 
@@ -244,6 +284,12 @@ def predict(ctx: typer.Context) -> None:
 def camera(ctx: typer.Context) -> None:
     """Capture loop: --source 0|FILE.mp4|DIR|URL|picamera [--headless] [--json] (see `edgedigits camera --help`)."""
     _harness("camera", ctx)
+
+
+@app.command(context_settings=_FORWARD, add_help_option=False)
+def collect(ctx: typer.Context) -> None:
+    """Save every digit found as a crop in OUT/<digit read>/ to correct by hand: --source SRC --out OUT (see `edgedigits collect --help`)."""
+    _harness("collect", ctx)
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """The `edgedigits` command's entry point.
 
-The device commands (bench, mcu, predict, camera) go straight to `firmware_harness`, without
+The device commands (bench, mcu, predict, camera, collect) go straight to `firmware_harness`, without
 importing typer and the desktop CLI: on a Raspberry Pi every 50 ms of start-up counts.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-HARNESS_COMMANDS = ("bench", "mcu", "predict", "camera")  # defined once, in firmware_harness.__main__
+HARNESS_COMMANDS = ("bench", "mcu", "predict", "camera", "collect")  # defined once, in firmware_harness.__main__
 
 
 def main() -> None:

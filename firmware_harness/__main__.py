@@ -1,7 +1,7 @@
-"""`python -m firmware_harness bench|mcu|predict|camera ...`: the device-side commands.
+"""`python -m firmware_harness bench|mcu|predict|camera|collect ...`: the device-side commands.
 
 Needs only numpy, OpenCV and a TFLite interpreter (LiteRT or tflite-runtime), so it runs
-on a Raspberry Pi with no edgedigits install. `edgedigits bench|mcu|predict|camera`
+on a Raspberry Pi with no edgedigits install. `edgedigits bench|mcu|predict|camera|collect`
 forward here, so every option is defined once.
 """
 
@@ -226,6 +226,24 @@ def cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from firmware_harness import collect, contract, recognize
+    from firmware_harness.runtime import Model
+
+    (model_path,) = _models([args.model] if args.model else [])
+    model = Model(model_path, backend=args.backend, threads=args.threads)
+    if model.labels != contract.LABELS:
+        raise UserError(f"{model_path.name} does not read the digits 0-9 (its labels: "
+                        f"{printable(' '.join(model.labels), one_line=True)[:80]}); collect with a digit model")
+    settings = collect.CollectSettings(every=args.every, max_frames=args.max_frames,
+                                       min_confidence=args.min_confidence)
+    result = collect.run(model, args.source, args.out, settings, recognize.gate_for(model))
+    counts = ", ".join(f"{d}: {n}" for d, n in result["saved"].items()) or "none"
+    print(f"{sum(result['saved'].values())} crops from {result['frames']} frames in {result['folder']} ({counts}); "
+          f"move the misread ones to their digit's folder, then: edgedigits export --int8 --data {result['folder']}")
+    return 0
+
+
 def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose summary is both its line in the command list and its help's description."""
     return sub.add_parser(name, help=summary, description=_sentence(summary))
@@ -237,7 +255,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
 
     bench = _command(sub, "bench", "size, accuracy and latency table for .tflite models")
     bench.add_argument("models", nargs="*", type=Path, metavar="MODEL", help="[default: the shipped int8 model]")
-    bench.add_argument("--data", type=Path, help=f"npz with x_test/y_test or IDX folder [default: ${mnist.ENV_VAR}, keras cache]")
+    bench.add_argument("--data", type=Path, help=f"npz with x_test/y_test, IDX folder, or your own digits (class folders "
+                       f"0-9 or a CSV of path,label) [default: ${mnist.ENV_VAR}, keras cache]")
     bench.add_argument("--threads", type=int, default=1, help="interpreter threads")
     bench.add_argument("--warmup", type=int, default=50, help="untimed runs before timing")
     bench.add_argument("--runs", type=int, default=1000, help="timed single-image runs in all")
@@ -291,6 +310,21 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     cam.add_argument("--backend", choices=list(BACKENDS), help="[default: the first that imports]")
     cam.add_argument("--threads", type=int, default=1, help="interpreter threads")
     cam.set_defaults(func=cmd_camera)
+
+    col = _command(sub, "collect", "save every digit found as a crop in OUT/<digit read>/: correct the folders by "
+                                   "hand and they are your own digits to fine-tune on (export --data OUT)")
+    col.add_argument("--source", required=True, help=sources.help_text())
+    col.add_argument("--out", type=Path, required=True, help="folder of the crops: new, empty, or one collect wrote "
+                     "(crops are added; none is written over)")
+    col.add_argument("--every", type=int, default=1, help="keep the digits of every Nth frame (a camera gives about "
+                     "30 a second: 15 keeps two)")
+    col.add_argument("--max-frames", type=int, help="stop after N frames")
+    col.add_argument("--min-confidence", type=float, default=0.0, help="do not save marks read with less confidence "
+                     "than this (0-1; with the digit gate, most letters and signs are under 0.5)")
+    col.add_argument("--model", type=Path, help="[default: the shipped int8 model]")
+    col.add_argument("--backend", choices=list(BACKENDS), help="[default: the first that imports]")
+    col.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    col.set_defaults(func=cmd_collect)
     return parser
 
 
@@ -301,7 +335,8 @@ def _positive(args: argparse.Namespace) -> None:
         args.max_pixels = pixel_budget()
     if not 0 <= getattr(args, "min_confidence", 0) <= 1:
         raise UserError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence})")
-    for name in ("threads", "runs", "instances", "limit", "max_pixels", "max_frames", "smooth", "work_size", "jobs"):
+    for name in ("threads", "runs", "instances", "limit", "max_pixels", "max_frames", "smooth", "work_size", "jobs",
+                 "every"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1 (got {value})")

@@ -1,7 +1,8 @@
 """Digit datasets from disk, numpy only.
 
 Finds MNIST (explicit path, then $EDGEDIGITS_DATA, then the keras cache), parses a
-keras-layout `.npz` or a folder of IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST-digits),
+keras-layout `.npz` or a folder of IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST-digits) or
+your own labelled images as a test set (`firmware_harness.labelled`: class folders 0-9, a CSV),
 refuses a copy of MNIST whose arrays do not match the published checksums, and
 validates any other set for shape, dtype and label range. Sizes are checked from the
 file headers before anything large is read. Shared by training and the device harness.
@@ -66,18 +67,27 @@ def locate(explicit: str | os.PathLike | None = None) -> Path | None:
         if value:
             path = Path(value).expanduser()
             if not path.exists():
-                raise UserError(f"data not found: {path} (from {origin}); point it at mnist.npz or a folder of IDX files")
+                raise UserError(f"data not found: {path} (from {origin}); point it at mnist.npz, a folder of IDX files "
+                                f"or a folder of class folders 0-9")
             return path
     cache = keras_cache()
     return cache if cache.is_file() else None
 
 
 def load(path: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> DigitData:
-    """Load `splits` from a keras-layout `.npz` or a folder of IDX files, validated."""
+    """Load `splits` from a keras-layout `.npz` or a folder of IDX files, validated; a labelled folder or CSV
+    is one test split (training splits it itself: edgedigits.training.data)."""
     path = Path(path)
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown splits {sorted(unknown)}")
+    from firmware_harness import labelled
+
+    if labelled.is_labelled(path):
+        if "train" in splits:
+            raise ValueError("a labelled folder is split by edgedigits.training.data")
+        own = labelled.load(path)
+        return DigitData(own.x, own.y, source=str(path), sha256={"x_test": own.sha256})
     if path.is_dir():
         arrays = _read_idx_folder(path, splits)
     elif path.is_file():

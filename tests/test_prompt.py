@@ -14,7 +14,8 @@ import pytest
 
 from conftest import REPO, assert_one_line_error, run_cli
 
-COMMANDS = ["train", "models", "export", "evaluate", "bench", "mcu", "predict", "camera", "bundle", "doctor", "serve"]
+COMMANDS = ["train", "models", "export", "evaluate", "bench", "mcu", "predict", "camera", "collect", "bundle", "doctor",
+            "serve"]
 
 
 def test_version():
@@ -50,7 +51,7 @@ def _layout(help_text: str) -> list[str]:
     return [s for i, s in enumerate(shape) if i == 0 or s != shape[i - 1]]
 
 
-@pytest.mark.parametrize("command", ["predict", "bench", "mcu", "camera"])
+@pytest.mark.parametrize("command", ["predict", "bench", "mcu", "camera", "collect"])
 def test_the_device_commands_help_reads_like_the_others(command):
     """argparse (device side, for the cold start) and typer lay their help out the same way."""
     device, typer_help = run_cli(command, "-h").stdout, run_cli("train", "-h").stdout
@@ -64,7 +65,7 @@ def test_the_device_commands_help_reads_like_the_others(command):
 
 @pytest.mark.parametrize("command,shown", [
     ("train", "[default: runs/<model>-<hash of recipe and"),
-    ("export", "[default: 30]"),
+    ("export", "[default: 10]"),
     ("predict", "[default: 1]"),
     ("bench", "[default: 1000]"),
     ("camera", "[default: 480]"),

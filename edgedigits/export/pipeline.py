@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits import DEFAULT_MODEL
-from edgedigits.training import compress, data
+from edgedigits.training import compress, data, fine_tune
 from edgedigits.export import artifacts, names, tflite_edit
 from edgedigits.export.formats import FORMATS, format_named
 from firmware_harness import atomic, bounded_json, mcu
@@ -165,7 +165,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
     model, float_card = float_model(plan, splits, run_dir)
     timings["train_s"] = round(time.perf_counter() - t, 1)
     float_acc = float_card["test_accuracy"]
-    _stage("1/4 train", f"float model: test accuracy {float_acc:.2%} on {len(splits.x_test)} images "
+    _stage("1/4 train", f"float model: accuracy {float_acc:.2%} on {len(splits.x_test)} {splits.test_name} "
                         f"({timings['train_s']:.0f} s)")
     cards, written = [], []
 
@@ -200,12 +200,13 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
                                 preserve_sparsity=plan.sparsity > 0)
         timings["qat_s"] = round(time.perf_counter() - t, 1)
 
-        _stage("4/4 convert", f"full-integer {plan.io_type} TFLite, verified on {len(splits.x_test)} test images")
+        _stage("4/4 convert", f"full-integer {plan.io_type} TFLite, verified on {len(splits.x_test)} {splits.test_name}")
         t = time.perf_counter()
         logits = qat.predict(data.to_model_input(splits.x_test), batch_size=1024, verbose=0)
         converted = artifacts.convert(qat, "int8", io_type=plan.io_type, quantization_aware=True)
         content = tflite_edit.strip(converted)
         timings["convert_s"] = round(time.perf_counter() - t, 1)
+        own = {"own_digits": fine_tune.before_after(content, splits)} if splits.own else {}
         timings["total_s"] = round(time.perf_counter() - started, 1)
         cards.append(_finish(
             plan.artifact_name(), content, "int8", plan.io_type, logits, splits, out_dir, written,
@@ -213,7 +214,10 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
                 np.mean(np.argmax(logits, axis=1) == splits.y_test)),
             target_sparsity=plan.sparsity, layer_sparsity=compress.overall_sparsity(layers), layers=layers,
             source={"model": plan.model, "plan": _plan_dict(plan), "float_card": float_card, "timings": timings},
+            **own,
         ))
+        if own:
+            _stage("own digits", fine_tune.summary(own["own_digits"]))
     _stage("done", f"{time.perf_counter() - started:.0f} s in all; files written:\n"
                    + "\n".join(f"  {path}" for path in written))
     return cards
@@ -222,6 +226,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
 def _plan_dict(plan: ExportPlan) -> dict:
     d = asdict(plan)
     d["start_from"] = str(plan.start_from) if plan.start_from else None
+    d["recipe_overrides"] = {k: v for k, v in d["recipe_overrides"].items() if k != "start"}  # the float card names it
     return d
 
 
@@ -236,7 +241,7 @@ def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.
     written += artifacts.write_artifacts(out_dir, name, content, card)
     kernels = ", ".join(f"{k} {v:.2%}" for k, v in check.per_kernel.items())
     _stage("verified", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {card['weight_sparsity']:.1%} zero "
-                       f"weights; accuracy on {check.n_eval} test images by kernel: {kernels}")
+                       f"weights; accuracy on {check.n_eval} {splits.test_name} by kernel: {kernels}")
     return card
 
 

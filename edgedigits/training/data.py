@@ -1,13 +1,17 @@
-"""Training data: MNIST found and verified, a validation split, augmentation, calibration.
+"""Training data: MNIST found and verified, a validation split, augmentation, calibration, and your own
+labelled digits mixed with MNIST for fine-tuning.
 
 Lookup order for the data: `--data PATH`, $EDGEDIGITS_DATA, the keras cache, then a
 download through keras. Parsing and checksums live in `firmware_harness.mnist` (the
-device side loads test sets too); this module adds what only training needs.
+device side loads test sets too); this module adds what only training needs. A labelled
+folder or CSV (`firmware_harness.labelled`) is split by file into training and validation
+images; each epoch is its training images, repeated, beside a share of MNIST's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness import mnist
+from firmware_harness import labelled, mnist
 from firmware_harness.errors import UserError
 
 VAL_SIZE = 5000  # carved from the training set; the test set is never used for tuning
@@ -25,6 +29,26 @@ ROTATION_DEG = 10.0  # augmentation as in the seed tutorials: rotation, shift, z
 SHIFT = 0.10
 ZOOM = 0.10
 CALIBRATION_SIZE = 500
+MNIST_MIX = 0.5  # of an epoch on your own digits: the share of MNIST training images, so MNIST is not forgotten
+MAX_MNIST_MIX = 0.95
+OWN_EPOCH_IMAGES = 20_000  # an epoch on your own digits: a few hundred images repeated, augmented each time
+OWN_VAL_FRACTION = 0.2  # of each class's files, held out (at least one where a class has two or more)
+
+
+@dataclass(frozen=True)
+class OwnDigits:
+    """What a labelled folder brings to a run besides its images: where they came from, which files were held
+    out for validation, and MNIST's test set, to show what fine-tuning cost on MNIST."""
+
+    source: str
+    sha256: str
+    train_files: list[str]
+    val_files: list[str]
+    skipped: int
+    mnist_mix: float
+    mnist_images: int
+    x_mnist_test: np.ndarray
+    y_mnist_test: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,12 @@ class Splits:
     y_test: np.ndarray
     source: str
     is_mnist: bool
+    own: OwnDigits | None = None  # a labelled folder: x_val and x_test are both its validation split
+
+    @property
+    def test_name(self) -> str:
+        """What the test split is, for a progress line: 'test images', or 'validation images of yours'."""
+        return "validation images of yours" if self.own else "test images"
 
     @cached_property
     def sha256(self) -> str:
@@ -51,17 +81,26 @@ class Splits:
 
     def describe(self) -> dict:
         """The data by identity, never by where it lies on one disk: the dataset, its sha256 and the split sizes."""
-        return {
+        described = {
             "dataset": "mnist" if self.is_mnist else Path(self.source).name,
             "sha256": self.sha256,
             "train": len(self.x_train),
             "val": len(self.x_val),
             "test": len(self.x_test),
         }
+        if self.own:
+            described["own"] = {"images_sha256": self.own.sha256, "train_files": len(self.own.train_files),
+                                "val_files": len(self.own.val_files), "skipped": self.own.skipped,
+                                "mnist_mix": self.own.mnist_mix, "mnist_images_per_epoch": self.own.mnist_images}
+        return described
 
 
-def load_splits(path: str | os.PathLike | None = None, *, val_size: int = VAL_SIZE, limit: int | None = None) -> Splits:
-    """Find, load and split the data; `limit` keeps the first N train and test images (tests, smoke runs)."""
+def load_splits(path: str | os.PathLike | None = None, *, val_size: int = VAL_SIZE, limit: int | None = None,
+                mnist_mix: float = MNIST_MIX, strict: bool = False) -> Splits:
+    """Find, load and split the data; `limit` keeps the first N train and test images (tests, smoke runs).
+    A labelled folder or CSV is your own digits: see `own_splits`."""
+    if path is not None and labelled.is_labelled(path):
+        return own_splits(Path(path), mnist_mix=mnist_mix, strict=strict, limit=limit)
     source = mnist.locate(path) or _download()
     data = mnist.load(source)
     x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
@@ -76,6 +115,41 @@ def load_splits(path: str | os.PathLike | None = None, *, val_size: int = VAL_SI
         x_train[train], y_train[train], x_train[val], y_train[val], x_test, y_test,
         source=str(source), is_mnist=data.is_mnist,
     )
+
+
+def own_splits(path: Path, *, mnist_mix: float = MNIST_MIX, strict: bool = False, limit: int | None = None) -> Splits:
+    """Your own digits split by file, stratified and seeded: OWN_VAL_FRACTION of each class held out (validation
+    and test alike). Each epoch is OWN_EPOCH_IMAGES (`limit` if given): the training files repeated, and a
+    `mnist_mix` share of MNIST training images."""
+    if not 0 <= mnist_mix <= MAX_MNIST_MIX:
+        raise UserError(f"--mnist-mix must be between 0 and {MAX_MNIST_MIX} (got {mnist_mix})")
+    base = load_splits(None)  # MNIST, for the mix and the before/after figure
+    own = labelled.load(path, strict=strict)
+    classes = np.unique(own.y)
+    if len(classes) < 2:
+        raise UserError(f"{path}: every image is a {classes[0]}; a model learns digits from at least two classes "
+                        f"(put the others in {path / '0'}, ..., {path / '9'})")
+    rng = np.random.default_rng(SPLIT_SEED)
+    val = []
+    for digit in classes:
+        files = rng.permutation(np.flatnonzero(own.y == digit))
+        held = max(1, round(OWN_VAL_FRACTION * len(files))) if len(files) > 1 else 0
+        val += files[:held].tolist()
+    val = np.sort(np.array(val, np.int64))
+    if len(val) == 0:
+        raise UserError(f"{path}: one image per class leaves none to validate on; add a few more of each digit")
+    train = np.setdiff1d(np.arange(len(own.y)), val)
+    total = limit or max(OWN_EPOCH_IMAGES, math.ceil(len(train) / (1 - mnist_mix)))
+    n_mnist = round(mnist_mix * total)
+    mine = np.resize(rng.permutation(train), total - n_mnist)  # repeated to fill its share
+    theirs = rng.choice(len(base.x_train), size=min(n_mnist, len(base.x_train)), replace=False)
+    x_train = np.concatenate([own.x[mine], base.x_train[theirs]])
+    y_train = np.concatenate([own.y[mine], base.y_train[theirs]])
+    details = OwnDigits(source=str(path), sha256=own.sha256, train_files=[own.files[i] for i in train],
+                        val_files=[own.files[i] for i in val], skipped=len(own.skipped), mnist_mix=mnist_mix,
+                        mnist_images=len(theirs), x_mnist_test=base.x_test, y_mnist_test=base.y_test)
+    return Splits(x_train, y_train, own.x[val], own.y[val], own.x[val], own.y[val], source=str(path), is_mnist=False,
+                  own=details)
 
 
 def _download() -> Path:

@@ -47,6 +47,15 @@ class Recipe:
     augment: bool | float = True  # True: rotation, zoom and shift at data.py's ranges; a number scales them
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
+    start: str | None = None  # a trained float .keras of this model to fine-tune from, instead of fresh weights
+
+    def described(self) -> dict:
+        """The recipe as cards and run keys hold it: a starting file by name and sha256, not by its path."""
+        recipe = asdict(self)
+        start = recipe.pop("start")
+        if start is not None:
+            recipe["start"] = {"file": Path(start).name, "sha256": cards.sha256_file(start)}
+        return recipe
 
     @property
     def augment_strength(self) -> float:
@@ -68,6 +77,8 @@ class Recipe:
             raise UserError(f"--lr must be between 0 and 1 (got {self.lr})")
         if not 0 <= self.augment_strength <= MAX_AUGMENT:
             raise UserError(f"augmentation strength must be between 0 and {MAX_AUGMENT:g} (got {self.augment})")
+        if self.start is not None and not Path(self.start).is_file():
+            raise UserError(f"starting model not found: {self.start}")
 
 
 @dataclass
@@ -242,7 +253,7 @@ def recipe_key(recipe: Recipe, splits: data.Splits, start: str | None = None) ->
     fingerprint = hashlib.sha256(splits.x_train.tobytes() + splits.y_train.tobytes()).hexdigest()
     model = models.create_model(recipe.model, **recipe.model_kwargs)
     layers = [[type(layer).__name__, str(layer.output_shape), layer.count_params()] for layer in model.layers]
-    blob = json.dumps({"recipe": asdict(recipe), "data": fingerprint, "start": start, "layers": layers}, sort_keys=True)
+    blob = json.dumps({"recipe": recipe.described(), "data": fingerprint, "start": start, "layers": layers}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -274,20 +285,20 @@ def _claim(out_dir: Path, recipe: Recipe, key: str) -> None:
         if held.get("key") == key:
             return
         theirs = held.get("recipe", {})
-        diff = ", ".join(f"{k} {theirs.get(k)} (now {v})" for k, v in asdict(recipe).items() if theirs.get(k) != v)
+        diff = ", ".join(f"{k} {theirs.get(k)} (now {v})" for k, v in recipe.described().items() if theirs.get(k) != v)
         raise UserError(f"{out_dir} holds the run of another recipe or data ({diff or 'other data'}); "
                         f"leave --out out for a folder of its own, or delete {out_dir}")
     named_for_it = out_dir.name == f"{recipe.model}-{key}"  # export's run folders, also from before the marker
     if not named_for_it and ((out_dir / "checkpoints").exists() or (out_dir / "model.keras").exists()):
         raise UserError(f"{out_dir} holds a run whose recipe is not recorded; leave --out out for a folder of its "
                         f"own, or delete {out_dir}")
-    atomic.write_json(marker, {"key": key, "recipe": asdict(recipe)})
+    atomic.write_json(marker, {"key": key, "recipe": recipe.described()})
 
 
 def compiled(recipe: Recipe, splits: data.Splits) -> tuple[keras.Model, object, object, int]:
     """The recipe's model compiled with its optimizer and schedule, the training and validation datasets, and
     the steps per epoch (seed first with seed_everything)."""
-    model = models.create_model(recipe.model, **recipe.model_kwargs)
+    model = _starting_model(recipe)
     steps = math.ceil(len(splits.x_train) / recipe.batch_size)
     compile_model(model, lr_schedule(recipe, steps), recipe.label_smoothing)
     train_ds = (
@@ -300,12 +311,24 @@ def compiled(recipe: Recipe, splits: data.Splits) -> tuple[keras.Model, object, 
     return model, train_ds, val_ds, steps
 
 
+def _starting_model(recipe: Recipe) -> keras.Model:
+    """Fresh weights of the recipe's model, or the weights of its `start` file (which must be that model)."""
+    if recipe.start is None:
+        return models.create_model(recipe.model, **recipe.model_kwargs)
+    model = load_keras_model(recipe.start)
+    if model.name != recipe.model:
+        raise UserError(f"{recipe.start} holds a {model.name} model, not {recipe.model}; fine-tune it with "
+                        f"--model {model.name}")
+    return model
+
+
 def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
     seed_everything(recipe.seed)
     started = time.perf_counter()
     model, train_ds, val_ds, steps = compiled(recipe, splits)
     callbacks = (keras.callbacks.ReduceLROnPlateau(factor=0.3, patience=2),) if recipe.schedule == "plateau" else ()
-    print(f"[train] {recipe.model}: {models.count_params(model):,} parameters (batch norm folded), "
+    start = f" fine-tuned from {Path(recipe.start).name}" if recipe.start else ""
+    print(f"[train] {recipe.model}{start}: {models.count_params(model):,} parameters (batch norm folded), "
           f"{models.count_macs(model):,} MACs; "
           f"{len(splits.x_train)} train / {len(splits.x_val)} val images, up to {recipe.epochs} epochs", file=sys.stderr)
     state = fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
@@ -320,7 +343,7 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
         "model": recipe.model,
         "params": models.count_params(model),
         "macs": models.count_macs(model),
-        "recipe": asdict(recipe),
+        "recipe": recipe.described(),
         "data": splits.describe(),
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
@@ -328,6 +351,8 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
         "val_accuracy": _at_best(state, "val_accuracy"),
         "test_loss": test_loss,
         "test_accuracy": test_acc,
+        **({"mnist_test_accuracy": evaluate_keras(model, splits.own.x_mnist_test, splits.own.y_mnist_test)[1]}
+           if splits.own else {}),
         "wall_time_s": round(time.perf_counter() - started, 1),
         "file": model_path.name,
         "sha256": cards.sha256_file(model_path),
