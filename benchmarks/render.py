@@ -35,6 +35,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "export_*": "export_int8",
     "fuzz*": "fuzz",
     "handwriting": "handwriting",
+    "own_digits": "own_digits",
     "predict_speed": "predict_speed",
     "recognition": "recognition",
     "results*": "model_zoo",

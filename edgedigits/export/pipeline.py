@@ -165,7 +165,9 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
     model, float_card = float_model(plan, splits, run_dir)
     timings["train_s"] = round(time.perf_counter() - t, 1)
     float_acc = float_card["test_accuracy"]
-    _stage("1/4 train", f"float model: accuracy {float_acc:.2%} on {len(splits.x_test)} {splits.test_name} "
+    tested = f"accuracy {float_acc:.2%} on {len(splits.x_test)} {splits.test_name}" if splits.own else \
+        f"test accuracy {float_acc:.2%} on {len(splits.x_test)} images"
+    _stage("1/4 train", f"float model: {tested} "
                         f"({timings['train_s']:.0f} s)")
     cards, written = [], []
 
