@@ -74,6 +74,7 @@ def test_bad_folders_end_in_one_line(tmp_path, make, fragments):
 
 
 def test_one_class_and_strict_are_refused_before_training(own, tmp_path, mnist_path):
+    pytest.importorskip("tensorflow")  # the training commands' stack
     only = _folder(tmp_path / "only", *[a[:5] for a in (np.load(mnist_path)["x_test"][:1].repeat(5, 0),
                                                          np.full(5, 7, np.uint8))])
     env = {"EDGEDIGITS_DATA": str(mnist_path)}
