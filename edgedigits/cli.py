@@ -58,15 +58,17 @@ MixOption = Annotated[float, typer.Option(help="With your own digits: the share 
                                                "training images, 0 to 0.95.")]
 
 
-def _fine_tuning(data: Optional[Path], model: str, start_from: Optional[Path] = None) -> dict:
-    """Recipe changes for a labelled folder (fine-tune the shipped float model), else none; no TensorFlow."""
+def _fine_tuning(data: Optional[Path], model: str, start_from: Optional[Path] = None) -> tuple[dict, int]:
+    """Recipe changes and default epochs for a labelled folder (fine-tune the shipped float model), else none and
+    30; no TensorFlow."""
     from firmware_harness import labelled
 
     if data is None or start_from is not None or not labelled.is_labelled(data):
-        return {}
+        return {}, 30
     from edgedigits.training import fine_tune
 
-    return fine_tune.recipe_overrides(model)
+    overrides = fine_tune.recipe_overrides(model)
+    return overrides, fine_tune.EPOCHS if overrides else 30
 
 
 @app.command()
@@ -88,9 +90,9 @@ def train(
     """Train a model on MNIST, or fine-tune it on your own digits; writes model.keras, history.json, curves.png and card.json."""
     from edgedigits.training import data as data_mod
 
-    fine = _fine_tuning(data, model)
-    recipe_options = {"epochs": epochs if epochs is not None else (_fine_tune_epochs() if fine else 30), **fine,
-                      **({"lr": lr} if lr is not None else {} if fine else {"lr": 3e-3})}
+    fine, default_epochs = _fine_tuning(data, model)
+    recipe_options = {"epochs": default_epochs if epochs is None else epochs, "lr": 3e-3, **fine,
+                      **({"lr": lr} if lr is not None else {})}
     splits = data_mod.load_splits(data, limit=limit, mnist_mix=mnist_mix, strict=strict)  # fails before TensorFlow loads
     from edgedigits.training import train as train_mod
 
@@ -102,13 +104,6 @@ def train(
               f"test accuracy {result.test_accuracy:.2%} ({len(splits.x_test)} images)")
     typer.echo(f"{model}: {tested}; best epoch {result.card['best_epoch']}, {result.card['wall_time_s']:.0f} s; "
                f"saved {result.path}")
-
-
-def _fine_tune_epochs() -> int:
-    """fine_tune.EPOCHS, imported only when fine-tuning."""
-    from edgedigits.training import fine_tune
-
-    return fine_tune.EPOCHS
 
 
 @app.command()
@@ -148,11 +143,10 @@ def export(
     from edgedigits.export import pipeline
 
     chosen = pipeline.model_for(model, start_from)
-    fine = _fine_tuning(data, chosen, start_from)
+    fine, default_epochs = _fine_tuning(data, chosen, start_from)
     plan = pipeline.ExportPlan(
         model=chosen, int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-        sparsity=sparsity, epochs=epochs if epochs is not None else (_fine_tune_epochs() if fine else 30),
-        prune_epochs=prune_epochs,
+        sparsity=sparsity, epochs=default_epochs if epochs is None else epochs, prune_epochs=prune_epochs,
         qat_epochs=qat_epochs, io_type=io, seed=seed, name=name, start_from=start_from, recipe_overrides=fine,
     )
     plan.validate()  # bad options and data fail fast, before TensorFlow loads

@@ -42,11 +42,10 @@ class _Crops:
         ok, png = cv2.imencode(".png", crop)
         if not ok:
             raise OSError("OpenCV could not encode a crop")
-        stem, k = name, 1
-        path = atomic.inside(self.folder, f"{digit}/{stem}.png")
+        path, k = atomic.inside(self.folder, f"{digit}/{name}.png"), 1
         while path.exists():
             k += 1
-            path = atomic.inside(self.folder, f"{digit}/{stem}-{k}.png")
+            path = atomic.inside(self.folder, f"{digit}/{name}-{k}.png")
         atomic.ensure_dir(path.parent)
         atomic.write_bytes(path, png.tobytes())
         self.saved[digit] += 1
