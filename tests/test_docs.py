@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -57,6 +58,33 @@ def test_arm_results_describe_the_shipped_model_and_agree_with_bench():
 
 
 MEASURED = re.compile(r"(\d+(?:[.,]\d+)*) ?(%|µs|ms|s|min)\b")
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [s for item in value for s in _strings(item)] if isinstance(value, list) else []
+
+
+def test_the_readme_export_figures_describe_the_shipped_file():
+    """The export benchmark the README cites measured the shipped file's bytes before the card went in;
+    the card says how big that was, names its data by checksum (no path on one disk), and the README
+    names the shipped file's sha256."""
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="removing the entry needs LiteRT's schema")
+    from edgedigits.export import tflite_edit
+
+    shipped = REPO / "edgedigits" / "pretrained" / "edgedigits_int8.tflite"
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    measured = json.loads((REPO / "benchmarks" / "results" / "export_ds_cnn_fast.json").read_text())
+    plain = tflite_edit.without_metadata(shipped.read_bytes(), "edgedigits")
+    assert hashlib.sha256(plain).hexdigest() == measured["sha256"]
+    assert len(plain) == measured["bytes"] == card["bytes_without_metadata"]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("export_ds_cnn_fast.md"):][:400]
+    assert card["sha256"][:12] in paragraph and f"{card['bytes']:,} B" in paragraph
+    assert card["data"]["sha256"] and not [s for s in _strings(card) if s.startswith(("/", "~")) or ":\\" in s]
 
 
 def _numbers(value) -> list[float]:

@@ -32,9 +32,7 @@ def _rewritten(shipped_model, tmp_path, labels: list[str] | None):
 
     content = shipped_model.read_bytes()
     if labels is None:
-        model = tflite_edit.load(content)
-        model.metadata = [m for m in model.metadata if m.name not in (b"edgedigits", "edgedigits")]
-        content = tflite_edit.pack(model)
+        content = tflite_edit.without_metadata(content, "edgedigits")
     else:
         entry = {**tflite_file.parse(content).metadata_json("edgedigits"), "labels": labels}
         content = tflite_edit.with_metadata(content, "edgedigits", json.dumps(entry).encode())
@@ -56,6 +54,16 @@ def test_a_file_without_the_entry_is_read_as_before(shipped_model, tmp_path, tes
     cv2.imwrite(str(image), 255 - test_images[0][0])
     result = run_cli("predict", str(image), "--model", str(plain))
     assert result.returncode == 0 and f"digit.png: {test_images[1][0]} " in result.stdout, result.stderr
+
+
+def test_replacing_the_entry_leaves_no_old_buffer_behind(shipped_model, tmp_path):
+    once = _rewritten(shipped_model, tmp_path, list("abcdefghij")).read_bytes()
+    pytest.importorskip("ai_edge_litert.schema_py_generated")
+    from edgedigits.export import tflite_edit
+
+    entry = tflite_file.parse(once).metadata_json("edgedigits")
+    assert tflite_edit.with_metadata(once, "edgedigits", json.dumps(entry).encode()) == once
+    assert len(tflite_edit.load(once).buffers) == len(tflite_edit.load(shipped_model.read_bytes()).buffers)
 
 
 def test_the_harness_takes_its_labels_from_the_file(shipped_model, tmp_path, test_images):

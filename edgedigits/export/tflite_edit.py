@@ -1,7 +1,7 @@
 """Rewrite a .tflite with the TFLite schema's object API (from LiteRT or TensorFlow): no converter.
 
-Used to strip a converted file (`strip`), to add the `edgedigits` metadata entry
-(`with_metadata`) and to make the browser's variant (`web_model`). Reading needs none of this: `firmware_harness.tflite_file` parses files
+Used to strip a converted file (`strip`), to add or remove the `edgedigits` metadata entry
+(`with_metadata`, `without_metadata`) and to make the browser's variant (`web_model`). Reading needs none of this: `firmware_harness.tflite_file` parses files
 in pure Python.
 """
 
@@ -69,13 +69,39 @@ def strip(content: bytes) -> bytes:
     return pack(model)
 
 
+def _entry_name(entry) -> str:
+    return entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+
+
+def _drop_metadata(model, name: str) -> None:
+    """Remove the metadata entry `name` and its buffer if nothing else points at it (indices renumbered)."""
+    dropped = {m.buffer for m in model.metadata or [] if _entry_name(m) == name}
+    model.metadata = [m for m in model.metadata or [] if _entry_name(m) != name]
+    dropped -= {m.buffer for m in model.metadata} | {t.buffer for graph in model.subgraphs for t in graph.tensors}
+    keep = [i for i in range(len(model.buffers)) if i not in dropped]
+    index = {old: new for new, old in enumerate(keep)}
+    model.buffers = [model.buffers[i] for i in keep]
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            tensor.buffer = index[tensor.buffer]
+    for entry in model.metadata:
+        entry.buffer = index[entry.buffer]
+
+
+def without_metadata(content: bytes, name: str) -> bytes:
+    """`content` without the metadata entry `name` and its buffer: the file as it was before `with_metadata`."""
+    model = load(content)
+    _drop_metadata(model, name)
+    return pack(model)
+
+
 def with_metadata(content: bytes, name: str, data: bytes) -> bytes:
     """`content` with the metadata entry `name` holding `data` (an entry of that name is replaced)."""
     import numpy as np
 
     s = schema()
     model = load(content)
-    model.metadata = [m for m in model.metadata or [] if (m.name.decode() if isinstance(m.name, bytes) else m.name) != name]
+    _drop_metadata(model, name)
     buffer = s.BufferT()
     buffer.data = np.frombuffer(data, np.uint8)
     model.buffers.append(buffer)
