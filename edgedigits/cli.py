@@ -181,6 +181,8 @@ def tune(
                                                                          "and stop (-1: the best promoted trial).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data: DataOption = None,
+    strict: StrictOption = False,
+    mnist_mix: MixOption = 0.5,
 ) -> None:
     """Search the ds_cnn space for the most accurate int8 model within --max-bytes/--max-arena/--max-latency-us."""
     from dataclasses import replace
@@ -201,7 +203,7 @@ def tune(
                                            if v is not None), *(["quick"] if quick else [])])
     out = atomic.ensure_dir(out)
     search = tune_mod.Search(name, storage or f"sqlite:///{(out / 'study.db').resolve()}", out, limits, budget,
-                             seed=seed, data_path=data)
+                             seed=seed, data_path=data, mnist_mix=mnist_mix, strict=strict)
     if export_trial is not None:
         cards = search.export(None if export_trial < 0 else export_trial)
         typer.echo(_summary_table(cards))

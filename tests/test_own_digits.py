@@ -3,6 +3,7 @@ bad folders ending in one line, and a fine-tuning export on a tiny slice (the be
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import cv2
@@ -73,6 +74,28 @@ def test_bad_folders_end_in_one_line(tmp_path, make, fragments):
     assert_one_line_error(run_cli("evaluate", "--data", str(root)), 2, *fragments)
 
 
+def test_more_images_than_the_bound_is_one_line_before_any_is_read(tmp_path):
+    root = tmp_path / "many"
+    (root / "3").mkdir(parents=True)
+    for i in range(labelled.MAX_IMAGES + 1):  # empty files: listing them must stop before reading one
+        (root / "3" / f"{i}.png").touch()
+    assert_one_line_error(run_cli("evaluate", "--data", str(root)), 2, "more than 50,000 images", "CSV")
+    rows = "path,label\n" + "".join(f"3/{i}.png,3\n" for i in range(labelled.MAX_IMAGES + 1))
+    (root / "set.csv").write_text(rows)
+    assert_one_line_error(run_cli("evaluate", "--data", str(root / "set.csv")), 2, "more than 50,000 rows")
+
+
+def test_huge_and_crowded_images_in_a_folder_are_skipped_and_named(own):
+    import hostile
+
+    hostile.deep_png(own / "3")  # 40 MP at 16 bits: 320 MB decoded, over the reader's budget
+    hostile.grid_png(own / "4")  # ten thousand marks
+    read = labelled.load(own)
+    assert ("3/deep.png", "unreadable or too large") in read.skipped
+    assert ("4/grid1024.png", "with too many marks") in read.skipped
+    assert len(read.files) >= 58 and "3/deep.png" not in read.files
+
+
 def test_one_class_and_strict_are_refused_before_training(own, tmp_path, mnist_path):
     pytest.importorskip("tensorflow")  # the training commands' stack
     only = _folder(tmp_path / "only", *[a[:5] for a in (np.load(mnist_path)["x_test"][:1].repeat(5, 0),
@@ -83,6 +106,10 @@ def test_one_class_and_strict_are_refused_before_training(own, tmp_path, mnist_p
     assert_one_line_error(run_cli("export", "--data", str(own), "--strict", "--out", str(tmp_path / "e"), env=env),
                           2, "with no digit found (3/blank.png)", "--strict")
     assert not (tmp_path / "e").exists()
+    if importlib.util.find_spec("optuna"):
+        assert_one_line_error(run_cli("tune", "--quick", "--data", str(own), "--strict", "--out", str(tmp_path / "t"),
+                                      env=env), 2, "with no digit found (3/blank.png)", "--strict")
+        assert not (tmp_path / "t").exists()
 
 
 def test_collect_saves_each_digit_read_and_its_folder_reads_back_the_same(tmp_path, test_images):

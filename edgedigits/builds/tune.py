@@ -197,6 +197,8 @@ class Search:
     budget: Budget
     seed: int = 0
     data_path: Path | None = None
+    mnist_mix: float = data.MNIST_MIX  # with your own digits (a labelled folder or CSV)
+    strict: bool = False
 
     @property
     def shown_storage(self) -> str:
@@ -243,8 +245,11 @@ class Search:
             study.enqueue_trial(preset_params(spec["blocks"], spec["dropout"]))
         return study
 
+    def _loaded(self) -> data.Splits:
+        return data.load_splits(self.data_path, limit=self.budget.limit, mnist_mix=self.mnist_mix, strict=self.strict)
+
     def splits(self) -> data.Splits:
-        splits = data.load_splits(self.data_path, limit=self.budget.limit)
+        splits = self._loaded()
         if self.budget.limit:  # a validation split in proportion to the training images kept
             splits = replace(splits, x_val=splits.x_val[:self.budget.limit // 4], y_val=splits.y_val[:self.budget.limit // 4])
         return splits
@@ -255,8 +260,8 @@ class Search:
         from optuna.study import MaxTrialsCallback
         from optuna.trial import TrialState
 
+        splits = self.splits()  # bad data fails before the study is made
         study = self.study()
-        splits = self.splits()
         total = trials or self.budget.trials
         calibration = splits.x_train[:256]
         need_arena = _can_measure_arena(self.limits)
@@ -350,8 +355,7 @@ class Search:
         if trial is None or trial.state != TrialState.COMPLETE:
             raise UserError(f"trial {number} is not a completed trial of study {self.study_name}")
         _say(f"exporting trial {number} ({trial.user_attrs['blocks']})")
-        splits = data.load_splits(self.data_path, limit=self.budget.limit)
-        return pipeline.run(self.plan(trial, name=f"tune_trial{number}_int8"), splits, self.out / "export")
+        return pipeline.run(self.plan(trial, name=f"tune_trial{number}_int8"), self._loaded(), self.out / "export")
 
     def report(self, study, promoted: dict[int, dict], wall_s: float) -> dict:
         """trials.json / trials.md, pareto.json and pareto.png in the output folder."""
