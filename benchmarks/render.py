@@ -41,6 +41,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "results*": "model_zoo",
     "seed_spread*": "seed_spread",
     "serve_siege": "serve_siege",
+    "strings": "strings",
     "tune_*": "tune_search",
     "uci_digits": "uci_digits",
     "web_load": "web_load",

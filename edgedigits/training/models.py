@@ -101,7 +101,7 @@ def count_macs(model: keras.Model) -> int:
     return int(macs)
 
 
-def _conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
+def conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
@@ -112,7 +112,7 @@ def _ds_block(x, filters: int, strides: int, name: str):
     x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
     x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
-    return _conv_bn_relu(x, filters, kernel=1, name=f"{name}_pw")
+    return conv_bn_relu(x, filters, kernel=1, name=f"{name}_pw")
 
 
 DS_CNN_BLOCKS = "c12 c16 c24s2 c24 c24s2 c32"  # at <= 32 channels a 3x3 conv beat DS blocks of the same file size
@@ -143,7 +143,7 @@ def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, drop
         kind, filters, stride = _parse_block(token)
         filters = max(8, round(filters * width))
         if kind == "c":
-            x = _conv_bn_relu(x, filters, strides=stride, name=f"b{i}")
+            x = conv_bn_relu(x, filters, strides=stride, name=f"b{i}")
         else:
             for r in range(depth):
                 x = _ds_block(x, filters, strides=stride if r == 0 else 1, name=f"b{i}_{r}")
@@ -228,7 +228,7 @@ def cnn_bn() -> keras.Model:
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = inputs
     for i, filters in enumerate((32, 64)):
-        x = _conv_bn_relu(x, filters, name=f"c{i}")
+        x = conv_bn_relu(x, filters, name=f"c{i}")
         x = keras.layers.MaxPooling2D()(x)
     return keras.Model(inputs, _dense_head(x, 128))
 

@@ -35,7 +35,7 @@ def paper(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip((base + texture) * light, 0, 255)
 
 
-def _digit_alpha(digit: np.ndarray, height: int) -> np.ndarray:
+def digit_alpha(digit: np.ndarray, height: int) -> np.ndarray:
     """The MNIST digit's ink (0-1), cropped to its bounding box and scaled to `height` pixels."""
     ys, xs = np.nonzero(digit > 20)
     crop = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32) / 255.0
@@ -43,7 +43,7 @@ def _digit_alpha(digit: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
-def _finish(gray: np.ndarray, rng: np.random.Generator, blur: float, noise: float) -> np.ndarray:
+def photographed(gray: np.ndarray, rng: np.random.Generator, blur: float, noise: float) -> np.ndarray:
     """Camera effects on a float gray image -> uint8 BGR: blur, noise, a colour cast, JPEG."""
     if blur > 0:
         gray = cv2.GaussianBlur(gray, (0, 0), blur)
@@ -57,7 +57,7 @@ def _finish(gray: np.ndarray, rng: np.random.Generator, blur: float, noise: floa
 def single_digit(digit: np.ndarray, frame: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """One MNIST digit as dark ink on paper; the digit's height is `fraction` of the square frame."""
     canvas = paper(frame, frame, rng)
-    alpha = _digit_alpha(digit, max(4, round(frame * fraction)))
+    alpha = digit_alpha(digit, max(4, round(frame * fraction)))
     h, w = alpha.shape
     if w > frame:
         alpha = cv2.resize(alpha, (frame, max(1, round(h * frame / w))))
@@ -67,7 +67,7 @@ def single_digit(digit: np.ndarray, frame: int, fraction: float, rng: np.random.
     ink = rng.uniform(10, 70)
     region = canvas[y:y + h, x:x + w]
     canvas[y:y + h, x:x + w] = region * (1 - alpha) + ink * alpha
-    return _finish(canvas, rng, blur=rng.uniform(0, 0.8) * frame / 256, noise=rng.uniform(1, 6))
+    return photographed(canvas, rng, blur=rng.uniform(0, 0.8) * frame / 256, noise=rng.uniform(1, 6))
 
 
 PAPERS = ("plain", "ruled", "squared", "boxes", "desk")  # what a row of digits is written on; the catalogue
@@ -83,7 +83,7 @@ def string_scene(digits: list[np.ndarray], labels: list[int], rng: np.random.Gen
     """
     height, width = size
     digit_h = int(rng.integers(55, 110))
-    alphas = [_digit_alpha(d, int(digit_h * rng.uniform(0.85, 1.1))) for d in digits]
+    alphas = [digit_alpha(d, int(digit_h * rng.uniform(0.85, 1.1))) for d in digits]
     gaps = [int(digit_h * rng.uniform(0.15, 0.5)) for _ in alphas]
     row_w = sum(a.shape[1] for a in alphas) + sum(gaps[:-1])
     row_h = max(a.shape[0] for a in alphas) + digit_h // 3
@@ -114,7 +114,7 @@ def string_scene(digits: list[np.ndarray], labels: list[int], rng: np.random.Gen
     canvas = canvas * (1 - layer) + ink * layer
     if on == "desk":
         canvas = on_desk(canvas, rng)
-    image = _finish(canvas, rng, blur=rng.uniform(0, 1.5), noise=rng.uniform(1, 8))
+    image = photographed(canvas, rng, blur=rng.uniform(0, 1.5), noise=rng.uniform(1, 8))
     return Scene(image, "".join(str(int(label)) for label in labels))
 
 
@@ -204,7 +204,7 @@ def blank_scene(on: str, rng: np.random.Generator, size: tuple[int, int] = (480,
         canvas = canvas * (1 - alpha) + rng.uniform(10, 70) * alpha
     elif on != "plain":
         raise ValueError(f"unknown paper {on!r}; one of {PAPERS + BLANK_ONLY}")
-    return _finish(canvas, rng, blur=rng.uniform(0, 1.5), noise=rng.uniform(1, 8))
+    return photographed(canvas, rng, blur=rng.uniform(0, 1.5), noise=rng.uniform(1, 8))
 
 
 BLANK_ONLY = ("desk_only", "texture", "text")  # digit-free photos that are not a paper of PAPERS

@@ -1,0 +1,70 @@
+"""Train the line reader on synthetic lines made from MNIST's training split, with checkpoints (#41).
+
+    python benchmarks/line_reader.py [--lines 100000] [--epochs 10] [--work DIR]
+
+Lines are made in chunks of CHUNK, each from its own seed and cached in WORK (so a second run, or one killed
+halfway, makes only what is missing); training writes a checkpoint after every epoch and resumes from it. The
+float model goes to WORK/line_reader.keras; `benchmarks/strings.py` measures it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgedigits.training import data, lines  # noqa: E402
+
+CHUNK = 5_000
+TRAIN_SEED, VAL_SEED = 1_000, 999  # chunk k of the training lines uses TRAIN_SEED + k; strings.py uses others
+
+
+def chunks(work: Path, x: np.ndarray, y: np.ndarray, count: int, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """`count` lines in chunks cached as WORK/NAME_SEED.npz."""
+    strips, labels = [], []
+    for k in range(0, count, CHUNK):
+        path = work / f"{name}_{seed + k // CHUNK}.npz"
+        if not path.exists():
+            began = time.perf_counter()
+            s, l = lines.make(x, y, min(CHUNK, count - k), seed=seed + k // CHUNK)
+            np.savez(path.with_suffix(".tmp.npz"), strips=s, labels=l)
+            os.replace(path.with_suffix(".tmp.npz"), path)
+            print(f"{path.name}: {len(s)} lines in {time.perf_counter() - began:.0f} s", flush=True)
+        loaded = np.load(path)
+        strips.append(loaded["strips"])
+        labels.append(loaded["labels"])
+    return np.concatenate(strips), np.concatenate(labels)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--val-lines", type=int, default=CHUNK)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".cache" / "line_reader")
+    parser.add_argument("--make-only", action="store_true", help="make the lines and stop")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    splits = data.load_splits(None)
+    x, y = chunks(args.work, splits.x_train, splits.y_train, args.lines, TRAIN_SEED, "train")
+    x_val, y_val = chunks(args.work, splits.x_val, splits.y_val, args.val_lines, VAL_SEED, "val")
+    if args.make_only:
+        return 0
+    from edgedigits.training import line_model
+
+    model = line_model.train(x, y, x_val, y_val, args.work / "train", epochs=args.epochs, width=args.width)
+    model.save(args.work / "line_reader.keras")
+    print(f"val exact {line_model.exact(model, x_val, y_val):.2%}; saved {args.work / 'line_reader.keras'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
