@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgedigits.training import data, lines  # noqa: E402
+from firmware_harness import atomic  # noqa: E402
 
 CHUNK = 5_000
 TRAIN_SEED, VAL_SEED = 1_000, 999  # chunk k of the training lines uses TRAIN_SEED + k; strings.py uses others
@@ -60,9 +61,18 @@ def main() -> int:
         return 0
     from edgedigits.training import line_model
 
+    from edgedigits.training import cards, models
+
     model = line_model.train(x, y, x_val, y_val, args.work / "train", epochs=args.epochs, width=args.width)
-    model.save(args.work / "line_reader.keras")
-    print(f"val exact {line_model.exact(model, x_val, y_val):.2%}; saved {args.work / 'line_reader.keras'}")
+    path = args.work / "line_reader.keras"
+    model.save(path)
+    card = {"kind": "line-reader-float", "lines": len(x), "epochs": args.epochs, "width": args.width,
+            "train_seeds": [TRAIN_SEED, TRAIN_SEED + (len(x) - 1) // CHUNK], "val_lines": len(x_val), "val_seed": VAL_SEED,
+            "data": splits.describe(), "params": models.count_params(model), "macs": models.count_macs(model),
+            "val_exact": round(line_model.exact(model, x_val, y_val), 4), "file": path.name,
+            "sha256": cards.sha256_file(path), **cards.provenance()}
+    atomic.write_json(path.with_suffix(".json"), card)
+    print(f"val exact {card['val_exact']:.2%}; saved {path} and its card")
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from firmware_harness.runtime import get_backend  # noqa: E402
 
 SEEDS = {"synthetic": 7_000, **{name: 7_001 + i for i, name in enumerate(SETS)}}
 TOUCHING = lines.STYLES["touching"]
+CALIBRATION_LINES, CALIBRATION_SEED = 500, 1
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -84,8 +86,8 @@ class Int8Lines:
         return float(np.median(times) * 1000)
 
 
-def test_lines(count: int) -> dict[str, tuple[list[np.ndarray], list[str]]]:
-    splits = data.load_splits(None)
+def test_lines(splits: data.Splits, count: int) -> dict[str, tuple[list[np.ndarray], list[str]]]:
+    """Each set's photos of lines and their digit strings."""
     sources = {"synthetic": (splits.x_test, splits.y_test, lines.DEFAULT_STYLE, (1, lines.MAX_DIGITS))}
     for name in SETS:
         x, y = load(DATA, name)
@@ -112,7 +114,9 @@ def markdown(result: dict) -> str:
         f"Lines read whole (`python benchmarks/strings.py`) on {result['device']['cpu']}: exact strings, digit "
         "accuracy in brackets.", "", *rows, "",
         f"int8 line reader: {m['bytes']:,} B, {m['params']:,} parameters, {m['macs'] / 1e6:.1f} M MACs, invoke p50 "
-        f"{m['invoke_ms_p50']:.2f} ms per line (LiteRT, 1 thread); sha256 `{m['sha256'][:12]}…`.", ""])
+        f"{m['invoke_ms_p50']:.2f} ms per line (LiteRT, 1 thread); sha256 `{m['sha256'][:12]}…`.",
+        *([f"Trained by `{t['command']}`: {t['lines']:,} synthetic lines, {t['epochs']} epochs; exact on "
+           f"{t['val_lines']:,} validation lines {t['val_exact']:.2%}."] if (t := m.get("float_card")) else []), ""])
 
 
 def main() -> int:
@@ -126,13 +130,16 @@ def main() -> int:
     from edgedigits.training.tf_stack import keras
 
     model = keras.models.load_model(args.keras, custom_objects={"ctc_loss": line_model.ctc_loss})
-    calibration = (np.load(args.calibration)["strips"][:500] if args.calibration else
-                   lines.make(*(lambda s: (s.x_train, s.y_train))(data.load_splits(None)), 500, seed=1)[0])
+    splits = data.load_splits(None)
+    if args.calibration:
+        calibration = np.load(args.calibration)["strips"][:CALIBRATION_LINES]
+    else:  # training lines (MNIST's training split), from a seed of their own
+        calibration = lines.make(splits.x_train, splits.y_train, CALIBRATION_LINES, seed=CALIBRATION_SEED)[0]
     content = artifacts.convert(model, "int8", calibration_images=calibration)
     int8 = Int8Lines(content)
     reader = DigitReader()
     result = {"device": machine_info(), "sets": {}}
-    for name, (photos, truth) in test_lines(args.lines).items():
+    for name, (photos, truth) in test_lines(splits, args.lines).items():
         strips = np.stack([lines.strip(p) for p in photos])
         started = time.perf_counter()
         per_digit = [reader.read(p).digits for p in photos]
@@ -144,9 +151,11 @@ def main() -> int:
             "per_digit_ms_per_line": round((time.perf_counter() - started) * 1000 / len(truth), 2),
         }
         print(name, result["sets"][name], flush=True)
+    card = args.keras.with_suffix(".json")
     result["model"] = {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest(),
                        "params": models.count_params(model), "macs": models.count_macs(model),
-                       "invoke_ms_p50": round(int8.invoke_ms(strips[0]), 3), "keras": args.keras.name}
+                       "invoke_ms_p50": round(int8.invoke_ms(strips[0]), 3),
+                       "float_card": json.loads(card.read_text()) if card.exists() else None}
     record("strings", result, markdown(result), RESULTS)
     return 0
 
