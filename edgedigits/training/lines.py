@@ -187,8 +187,8 @@ def render(digits: list[np.ndarray], rng: np.random.Generator, style: Style = DE
 
 
 def strip(gray: np.ndarray) -> np.ndarray:
-    """A rendered line (float gray, dark ink) as the harness gives it to the line model: ink bright, light evened
-    out, stretched into its strip."""
+    """A photo of a line (gray, dark ink; floats are clipped to 0-255) as the harness gives it to the line model:
+    ink bright, light evened out, stretched into its strip."""
     image = np.clip(gray, 0, 255).astype(np.uint8)
     found = line_reader.to_strip(preprocess.flatten_light(preprocess.bright_ink(image)))
     return found.pixels if found is not None else np.zeros((line_reader.STRIP_HEIGHT, line_reader.STRIP_WIDTH), np.uint8)
