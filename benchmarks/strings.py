@@ -2,7 +2,7 @@
 
     python benchmarks/strings.py --keras WORK/line_reader.keras [--lines 1000]
 
-Test lines, each set from its own fixed seed (never one the training used, benchmarks/line_reader.py):
+Test lines, each set from its own fixed seed (never one the training used, benchmarks/train_line_reader.py):
 - `synthetic`: the training generator's lines (1-10 digits, separators, rules, guilloche) from MNIST's test split;
 - `semeion`, `optdigits_32x32`, `hwd1000`: 3-8 real digits of a development set (../shared/data/handwriting/)
   written in a row by the same generator with touching and overlapping digits on paper (the "touching" style).
@@ -49,8 +49,9 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def scores(read: list[str], truth: list[str]) -> dict:
+    errors = sum(edit_distance(r, t) for r, t in zip(read, truth))
     return {"exact": round(float(np.mean([r == t for r, t in zip(read, truth)])), 4),
-            "digit_accuracy": round(1 - sum(edit_distance(r, t) for r, t in zip(read, truth)) / sum(map(len, truth)), 4)}
+            "digit_accuracy": round(1 - errors / sum(map(len, truth)), 4)}
 
 
 class Int8Lines:
@@ -121,9 +122,9 @@ def markdown(result: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keras", type=Path, required=True, help="the float line model (benchmarks/line_reader.py)")
+    parser.add_argument("--keras", type=Path, required=True,
+                        help="the float line model (benchmarks/train_line_reader.py)")
     parser.add_argument("--lines", type=int, default=1000, help="lines per set")
-    parser.add_argument("--calibration", type=Path, help="an npz of training strips to calibrate int8 with")
     args = parser.parse_args()
     from edgedigits.export import artifacts
     from edgedigits.training import line_model, models
@@ -131,10 +132,8 @@ def main() -> int:
 
     model = keras.models.load_model(args.keras, custom_objects={"ctc_loss": line_model.ctc_loss})
     splits = data.load_splits(None)
-    if args.calibration:
-        calibration = np.load(args.calibration)["strips"][:CALIBRATION_LINES]
-    else:  # training lines (MNIST's training split), from a seed of their own
-        calibration = lines.make(splits.x_train, splits.y_train, CALIBRATION_LINES, seed=CALIBRATION_SEED)[0]
+    # int8 calibrated on training lines (MNIST's training split) from a seed of their own
+    calibration = lines.make(splits.x_train, splits.y_train, CALIBRATION_LINES, seed=CALIBRATION_SEED)[0]
     content = artifacts.convert(model, "int8", calibration_images=calibration)
     int8 = Int8Lines(content)
     reader = DigitReader()

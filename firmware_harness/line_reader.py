@@ -90,5 +90,7 @@ def decode(scores: np.ndarray, strip: Strip | None = None) -> list[ReadDigit]:
             runs.append([int(k), probs[t, k], t, t])
         previous = k
     scale, x0 = (strip.scale, strip.x0) if strip else (1.0, MARGIN)
-    return [ReadDigit(k, float(p), int(x0 + (a * COLUMN - MARGIN) / scale), int(x0 + ((b + 1) * COLUMN - MARGIN) / scale))
-            for k, p, a, b in runs]
+    def crop_column(column: int) -> int:
+        return int(x0 + (column - MARGIN) / scale)
+
+    return [ReadDigit(k, float(p), crop_column(a * COLUMN), crop_column((b + 1) * COLUMN)) for k, p, a, b in runs]

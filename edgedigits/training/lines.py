@@ -191,7 +191,9 @@ def strip(gray: np.ndarray) -> np.ndarray:
     ink bright, light evened out, stretched into its strip."""
     image = np.clip(gray, 0, 255).astype(np.uint8)
     found = line_reader.to_strip(preprocess.flatten_light(preprocess.bright_ink(image)))
-    return found.pixels if found is not None else np.zeros((line_reader.STRIP_HEIGHT, line_reader.STRIP_WIDTH), np.uint8)
+    if found is None:
+        return np.zeros((line_reader.STRIP_HEIGHT, line_reader.STRIP_WIDTH), np.uint8)
+    return found.pixels
 
 
 def photos(x: np.ndarray, y: np.ndarray, count: int, seed: int, style: Style = DEFAULT_STYLE,
