@@ -13,25 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.training.models import BN_MOMENTUM, conv_bn_relu
+from edgedigits.training.models import conv_bn_relu, ds_block
 from edgedigits.training.tf_stack import keras, seed_everything, tf
 from edgedigits.training.train import fit_resumable
 from firmware_harness import line_reader
 from firmware_harness.line_reader import BLANK, STEPS, STRIP_HEIGHT, STRIP_WIDTH
 
 CLASSES = BLANK + 1
-
-
-def _separable(x, filters: int, kernel: tuple[int, int], strides: tuple[int, int], name: str):
-    """Depthwise -> BN -> ReLU6 -> pointwise -> BN -> ReLU6; a (2, 1) stride is a max-pool (TensorFlow's depthwise
-    convolution takes equal strides only)."""
-    square = strides if strides[0] == strides[1] else (1, 1)
-    x = keras.layers.DepthwiseConv2D(kernel, strides=square, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
-    x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
-    if square != strides:
-        x = keras.layers.MaxPooling2D(strides, name=f"{name}_pool")(x)
-    return conv_bn_relu(x, filters, kernel=1, name=f"{name}_pw")
 
 
 def line_reader_model(width: float = 1.0, dropout: float = 0.1) -> keras.Model:
@@ -44,12 +32,10 @@ def line_reader_model(width: float = 1.0, dropout: float = 0.1) -> keras.Model:
     x = conv_bn_relu(inputs, f(16), strides=2, name="b0")  # wide activations at full size cost most of training
     for i, (filters, strides) in enumerate([(32, (2, 2)), (48, (1, 1)), (48, (1, 1)), (64, (2, 1)), (64, (1, 1))],
                                            start=1):
-        x = _separable(x, f(filters), (3, 3), strides, name=f"b{i}")
-    x = keras.layers.Conv2D(f(96), (STRIP_HEIGHT // 8, 1), padding="valid", use_bias=False, name="collapse_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="collapse_bn")(x)
-    x = keras.layers.ReLU(6.0, name="collapse_relu")(x)
+        x = ds_block(x, f(filters), strides, name=f"b{i}")
+    x = conv_bn_relu(x, f(96), kernel=(STRIP_HEIGHT // 8, 1), name="collapse", padding="valid")
     for i in range(2):
-        x = _separable(x, f(96), (1, 7), (1, 1), name=f"context{i}")
+        x = ds_block(x, f(96), 1, name=f"context{i}", kernel=(1, 7))
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.Conv2D(CLASSES, 1, name="logits")(x)

@@ -101,17 +101,23 @@ def count_macs(model: keras.Model) -> int:
     return int(macs)
 
 
-def conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
-    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def conv_bn_relu(x, filters: int, kernel: int | tuple[int, int] = 3, strides: int = 1, name: str = "",
+                 padding: str = "same"):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
-def _ds_block(x, filters: int, strides: int, name: str):
-    """Depthwise 3x3 -> BN -> ReLU6 -> pointwise 1x1 -> BN -> ReLU6."""
-    x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
+def ds_block(x, filters: int, strides: int | tuple[int, int], name: str, kernel: int | tuple[int, int] = 3):
+    """Depthwise KxK -> BN -> ReLU6 -> pointwise 1x1 -> BN -> ReLU6. Unequal strides (the line reader's (2, 1))
+    are a max-pool after the depthwise step: TensorFlow's depthwise convolution takes equal strides only."""
+    pair = (strides, strides) if isinstance(strides, int) else tuple(strides)
+    square = pair if pair[0] == pair[1] else (1, 1)
+    x = keras.layers.DepthwiseConv2D(kernel, strides=square, padding="same", use_bias=False, name=f"{name}_dw")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
     x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+    if square != pair:
+        x = keras.layers.MaxPooling2D(pair, name=f"{name}_pool")(x)
     return conv_bn_relu(x, filters, kernel=1, name=f"{name}_pw")
 
 
@@ -146,7 +152,7 @@ def ds_cnn(width: float = 1.0, depth: int = 1, blocks: str = DS_CNN_BLOCKS, drop
             x = conv_bn_relu(x, filters, strides=stride, name=f"b{i}")
         else:
             for r in range(depth):
-                x = _ds_block(x, filters, strides=stride if r == 0 else 1, name=f"b{i}_{r}")
+                x = ds_block(x, filters, strides=stride if r == 0 else 1, name=f"b{i}_{r}")
     # keepdims + Flatten converts to MEAN(keep_dims) + RESHAPE: the same numbers, but tflite-runtime 2.14
     # has a fast int8 path only for a MEAN that keeps the pooled axes (68 -> 56 us there; LiteRT the same)
     x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
