@@ -88,9 +88,10 @@ def phone_score(truth: dict, read: dict) -> dict:
 
 
 def blank_score(read: dict, count: int) -> dict:
-    """Digits shown (confidence >= 0.5, not '?') per 100 digit-free photos of each kind."""
+    """Digits shown (confidence >= 0.5, not '?') per 100 digit-free photos of each kind (by the whole kind in
+    the name: `blank_desk_0001` is a desk's, `blank_desk_only_0001` the desk alone's)."""
     return {on: round(100 * sum(sum(c != "?" for c in digits) for n, digits in read.items()
-                                if n.startswith(f"blank_{on}_")) / count, 2) for on in BLANKS}
+                                if n.rsplit("_", 1)[0] == f"blank_{on}") / count, 2) for on in BLANKS}
 
 
 def score(truth: dict, read: dict) -> dict:
