@@ -32,12 +32,19 @@ from firmware_harness.errors import UserError
 WORK_MAX_SIDE = 1024
 WORK_MIN_SIDE = 128
 POLARITY_MARGIN = 0.25  # log2 of the dark/light width ratio below which the two sides are as wide
+LIGHT_INK_MARGIN = 1.5  # where the sides are as wide, light strokes this much stronger than dark ones are the ink
 MAX_TILT = 12.0  # degrees: rules and margins tilted up to this much are found as lines
+SHEET_BORDER = 0.5  # a sheet on a desk: the darker side of the photo holds at least this much of the frame's border,
+SHEET_AREA = 0.2  # the sheet (its largest light region) at least this much of the frame,
+SHEET_SOLID = 0.9  # it fills this much of its convex hull (a sheet is convex),
+SHEET_ALONE = 0.25  # and the other light regions are smaller than this fraction of it (not a 0's hole in a scan)
 EDGE_CUT = 0.1  # marks touching the frame's edge and smaller than this fraction of its short side are dropped
+BOX_SIDE = 0.8  # a form box: straight lines along all four sides of its rectangle, each this much of the side
+BOX_LINE = 0.12  # ... whose lines are no thicker than this fraction of its short side
 HAIRLINE = 0.1  # strokes thinner than this fraction of a frame-sized mark's short side are a texture's
 MIN_SNR = 4.0  # a stroke's mean over the mean of the unlit pixels around it (plus NOISE_FLOOR), at least
 NOISE_FLOOR = 4.0  # 0-255: the paper's own grain, below which the unlit pixels are taken as this
-MIN_CONTRAST = 24  # 0-255: weaker ink than this over the background is "no digits"
+MIN_CONTRAST = 24  # 0-255: weaker ink than this over the background is "no digits"; a fainter mark is grain
 SPECK_FRACTION = 0.15  # components shorter than this fraction of the typical digit height are specks
 MNIST_BOX = 20
 MNIST_SIZE = contract.IMAGE_SIDE
@@ -115,7 +122,9 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
     scan is a third ink): with the light evened out (each pixel over a wide local mean),
     Otsu's threshold splits the image and the side whose parts are narrower is the ink. Where
     the two are as wide (a sheet on a desk: Otsu splits sheet from desk), the ink is the side
-    with the stronger strokes narrower than a sixteenth of the frame (black vs white top-hat).
+    with the stronger strokes narrower than a sixteenth of the frame (black vs white top-hat); paper's
+    way (dark ink) unless the light strokes are LIGHT_INK_MARGIN times stronger, so that the grain of a
+    blank sheet and of the desk round it does not turn the sheet into ink.
     """
     half = cv2.resize(gray, (max(gray.shape[1] // 2, 1), max(gray.shape[0] // 2, 1)), interpolation=cv2.INTER_AREA)
     dark, light = _widths(half)
@@ -125,7 +134,7 @@ def bright_ink(gray: np.ndarray) -> np.ndarray:
     strokes = [cv2.morphologyEx(half, op, kernel).ravel() for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT)]
     top = len(strokes[0]) - 1 - len(strokes[0]) // 200
     dark_strokes, light_strokes = (int(np.partition(v, top)[top]) for v in strokes)  # the 99.5th percentiles
-    return 255 - gray if dark_strokes >= light_strokes else gray  # a tie: paper's way, dark ink
+    return gray if light_strokes > LIGHT_INK_MARGIN * dark_strokes else 255 - gray
 
 
 def _widths(gray: np.ndarray) -> tuple[float, float]:
@@ -166,6 +175,45 @@ def flatten_light(ink: np.ndarray) -> np.ndarray:
     background = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     background = cv2.resize(background, (ink.shape[1], ink.shape[0]), interpolation=cv2.INTER_LINEAR)
     return cv2.subtract(ink, background)
+
+
+def on_the_sheet(gray: np.ndarray) -> np.ndarray:
+    """A photo of a sheet lying on a darker desk, with the desk painted over in the sheet's own tone; any other
+    image as it is.
+
+    The sheet is the largest light region (Otsu at a quarter of the size) when the dark side holds most of the
+    frame's border, little else is light and its edge is a step of MIN_CONTRAST. Its convex hull, shrunk by
+    two pixels at that scale, is what is read: the desk's grain, the wedges between the sheet's edges and the
+    frame's, and the sheet's own edges are never taken for ink.
+    """
+    height, width = gray.shape
+    small = cv2.resize(gray, (max(width // 4, 1), max(height // 4, 1)), interpolation=cv2.INTER_AREA)
+    light = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
+    border = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])
+    if min(small.shape) < 8 or np.mean(border == 0) < SHEET_BORDER:
+        return gray
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
+    if count < 2:
+        return gray
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = int(stats[i, cv2.CC_STAT_AREA])
+    outline = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+    hull = cv2.convexHull(np.vstack(outline))
+    others = cv2.countNonZero(light) - area
+    if area < SHEET_AREA * small.size or area < SHEET_SOLID * cv2.contourArea(hull) or others > SHEET_ALONE * area:
+        return gray
+    filled = cv2.fillConvexPoly(np.zeros_like(small), hull, 1)
+    inside = cv2.erode(filled, np.ones((5, 5), np.uint8))
+    beyond, within = cv2.dilate(filled, np.ones((5, 5), np.uint8)) - filled, filled - inside
+    if not inside.any() or not beyond.any() or np.median(small[within > 0]) - np.median(small[beyond > 0]) < MIN_CONTRAST:
+        return gray  # no edge: the light falling off across one sheet, not a sheet's edge on a desk
+    sigma = max(small.shape) / 4  # the sheet's tone near each desk pixel: its shading carried on past its edge
+    weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
+    tone = cv2.GaussianBlur(small.astype(np.float32) * inside, (0, 0), sigma) / np.maximum(weight, 1e-6)
+    tone = np.where(weight > 1e-6, tone, float(np.median(small[inside > 0])))
+    inside = cv2.resize(inside, (width, height), interpolation=cv2.INTER_NEAREST)
+    tone = cv2.resize(tone, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.where(inside > 0, gray, np.clip(tone, 0, 255).astype(np.uint8))
 
 
 def _without_edge_regions(binary: np.ndarray) -> np.ndarray:
@@ -221,6 +269,79 @@ def remove_ruled_lines(binary: np.ndarray) -> np.ndarray:
         down = np.ascontiguousarray(down.T)
         across = down if across is None else cv2.bitwise_or(across, down)
     return cv2.subtract(binary, across)
+
+
+def remove_form_boxes(binary: np.ndarray) -> np.ndarray:
+    """Remove the frames of form boxes drawn round digits: marks whose smallest rectangle (turned up to MAX_TILT)
+    has a straight line along each of its four sides, and that hold ink (a digit touching the frame, or a mark
+    inside it). The lines go, and so do the thin straight lines across the box (two boxes side by side share one);
+    the digit stays, less the pixels it shares with the lines. A 0 drawn square holds nothing and stays.
+    """
+    count, labels, stats, _ = _label(binary)
+    x, y, w, h, area = (stats[:, k] for k in range(5))
+    hollow = (w >= MIN_DIGIT_PX) & (h >= MIN_DIGIT_PX) & (area < 0.75 * w * h)
+    hollow[0] = False
+    candidates = np.flatnonzero(hollow)
+    if not 0 < len(candidates) <= MAX_MARKS or int((w[candidates] * h[candidates]).sum()) > 4 * binary.size:
+        return binary  # no box; or more frames, or frames piled more deeply, than a form has: a pattern, left be
+    lines = np.zeros_like(binary)
+    for i in candidates.tolist():
+        window = labels[y[i]:y[i] + h[i], x[i]:x[i] + w[i]] == i
+        frame = _box_frame(window.view(np.uint8) * 255, binary[y[i]:y[i] + h[i], x[i]:x[i] + w[i]])
+        if frame is not None:
+            lines[y[i]:y[i] + h[i], x[i]:x[i] + w[i]] |= frame
+    return cv2.subtract(binary, lines) if lines.any() else binary
+
+
+def _box_frame(mask: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
+    """The frame's pixels (0/255, the mask's size) if the 0/255 `mask` of one mark is form boxes holding ink
+    (`ink`: all the ink in the same window), else None.
+
+    Levelled by its smallest rectangle, the frame is the mark's straight runs: across, a third of the rectangle
+    long (boxes side by side, of unequal heights, are one mark); down, half its height. They must cover BOX_SIDE
+    of each of the four edges, in lines thinner than BOX_LINE of the box. The runs no thicker than twice those
+    lines go (where two boxes meet, too): not a digit's bar, stem or side, nor where a stroke crosses a line.
+    """
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(cv2.findNonZero(mask))
+    while angle > 45:  # OpenCV gives (-90, 0] or [0, 90) by version: the turn that levels the rectangle
+        angle, rw, rh = angle - 90, rh, rw
+    while angle < -45:
+        angle, rw, rh = angle + 90, rh, rw
+    if abs(angle) > MAX_TILT or min(rw, rh) < MIN_DIGIT_PX:
+        return None
+    pad = max(mask.shape) // 4 + 2
+    size = (mask.shape[1] + 2 * pad, mask.shape[0] + 2 * pad)
+    turn = cv2.getRotationMatrix2D((cx + pad, cy + pad), angle, 1.0)
+    level, held = (cv2.warpAffine(cv2.copyMakeBorder(m, pad, pad, pad, pad, cv2.BORDER_CONSTANT), turn, size,
+                                  flags=cv2.INTER_NEAREST) for m in (mask, ink))
+    x0, y0 = max(int(round(cx + pad - rw / 2)), 0), max(int(round(cy + pad - rh / 2)), 0)
+    x1, y1 = x0 + int(round(rw)), y0 + int(round(rh))
+    box = np.ascontiguousarray(level[y0:y1, x0:x1])
+    height, width = box.shape
+    band = max(2, int(0.15 * min(height, width)))
+    across = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, width // 3), 1)))
+    down = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 2))))
+    counts = np.concatenate([(across[:band] > 0).sum(axis=0), (across[-band:] > 0).sum(axis=0),
+                             (down[:, :band] > 0).sum(axis=1), (down[:, -band:] > 0).sum(axis=1)])
+    line = int(np.median(counts[counts > 0])) if counts.any() else 1  # the lines' thickness
+    if line > BOX_LINE * min(height, width):
+        return None  # a digit's own strokes (a 0 drawn square), not a printed box's lines
+    covered = [across[:band].any(axis=0).mean(), across[-band:].any(axis=0).mean(),
+               down[:, :band].any(axis=1).mean(), down[:, -band:].any(axis=1).mean()]
+    if min(covered) < BOX_SIDE:
+        return None
+    thick = 2 * line + 2  # a printed line is thinner than this everywhere; where a stroke crosses it, it is not
+    thick_across = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, thick)))
+    thick_down = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (thick, 1)))
+    frame = cv2.bitwise_or(cv2.subtract(across, thick_across), cv2.subtract(down, thick_down))
+    inner = cv2.subtract(held[y0:y1, x0:x1], frame)[band:-band, band:-band]
+    if cv2.countNonZero(inner) < 0.02 * inner.size:
+        return None  # an empty box, or a 0 drawn square
+    lines = np.zeros_like(level)
+    lines[y0:y1, x0:x1] = frame
+    back = cv2.warpAffine(lines, cv2.invertAffineTransform(turn), size, flags=cv2.INTER_LINEAR)
+    back = cv2.dilate(cv2.threshold(back, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8))
+    return cv2.bitwise_and(back[pad:-pad, pad:-pad], mask)
 
 
 def _level_lines(binary: np.ndarray) -> np.ndarray | None:
@@ -292,11 +413,19 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
     """Ink components by hysteresis: Otsu's `level` picks the sure ink, and fainter ink (over half
     that level) stays where it is connected to sure ink, so faint joins do not break a digit.
 
-    Returns the label image, the blobs and every component's area (indexed by label). The
+    Rules, margins and form boxes are taken out first; where there were boxes, the level is found again
+    without them (a pale digit in a dark box is then ink, not a smudge beside the box). Returns the label image, the blobs and every component's area
+    (indexed by label). The
     per-component tests are whole-image array operations, so the cost grows with the pixels,
     not with how many components a crafted image holds.
     """
-    weak = remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1])
+    unruled = remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1])
+    weak = remove_form_boxes(unruled)
+    boxes = cv2.subtract(unruled, weak)
+    if boxes.any():  # a box's lines are not ink: the ink's level is found without them, and the ink at that level
+        flat = np.where(cv2.dilate(boxes, np.ones((3, 3), np.uint8)) > 0, 0, flat).astype(np.uint8)
+        level = otsu_level(histogram(flat))
+        weak = remove_form_boxes(remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1]))
     count, labels, stats, _ = _label(weak)
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
     height, width = flat.shape
@@ -319,7 +448,7 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
 def _contrasted(blobs: list[_Blob], labels: np.ndarray, flat: np.ndarray, areas: np.ndarray) -> list[_Blob]:
     """Drop blobs much fainter than the strongest one (smudges) or than the paper around them (a texture:
     wood grain, rough paper, sensor noise): a stroke stands MIN_SNR times above the mean of the unlit pixels
-    within a blob's size of it."""
+    within a blob's size of it, and its mean at least MIN_CONTRAST above the background."""
     if not blobs:
         return blobs
     sums = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=len(areas))
@@ -336,7 +465,7 @@ def _contrasted(blobs: list[_Blob], labels: np.ndarray, flat: np.ndarray, areas:
         return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
 
     around = window(level) / np.maximum(window(count), 1)
-    keep = (means >= 0.4 * means.max()) & (means >= MIN_SNR * (around + NOISE_FLOOR))
+    keep = (means >= 0.4 * means.max()) & (means >= MIN_SNR * (around + NOISE_FLOOR)) & (means >= MIN_CONTRAST)
     return [b for b, k in zip(blobs, keep) if k]
 
 
@@ -497,7 +626,7 @@ def find_digits(image: np.ndarray, max_side: int = WORK_MAX_SIDE) -> list[Digit]
     if scale != 1.0:
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    gray = cv2.GaussianBlur(gray, (3, 3), 0)
+    gray = cv2.GaussianBlur(on_the_sheet(gray), (3, 3), 0)
     flat = flatten_light(bright_ink(gray))
     counts = histogram(flat)
     if percentile_u8(counts, 99.5) < MIN_CONTRAST:

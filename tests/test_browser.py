@@ -213,9 +213,14 @@ def test_browser_and_python_read_the_same(server, browser, shipped_model, test_i
     assert python_accuracy > 0.97
 
     photos = [s.image for s in scenes.scenes(x, y, 100, seed=3)]
-    photos += [s.image for on in ("ruled", "squared", "desk") for s in scenes.scenes(x, y, 8, seed=4, on=on)]
+    photos += [s.image for on in ("ruled", "squared", "desk", "boxes") for s in scenes.scenes(x, y, 8, seed=4, on=on)]
     same, total = web_page.scene_agreement(visit.page, model, photos)
     assert same / total >= 0.98, (same, total)
+    # a blank sheet on a desk, and the desk alone: the page paints the desk over as Python does, to the digit
+    rng = np.random.default_rng(8)
+    blanks = [scenes.blank_scene(on, rng) for on in ("desk", "desk_only") for _ in range(5)]
+    same, total = web_page.scene_agreement(visit.page, model, blanks)
+    assert same == total, (same, total)
     # a portrait phone photo stored sideways (EXIF Orientation 6) reads upright in the page, as in Python
     portrait = scenes.scenes(x, y, 1, seed=5, min_digits=3, max_digits=3)[0]
     jpeg = base64.b64encode(scenes.phone_jpeg(portrait.image, 6)).decode()

@@ -1,5 +1,5 @@
-"""Finding the digit in real scans and photos (#43): digits that fill their image, ruled paper, a sheet on a desk,
-digit-free photos, and the phone's EXIF orientation. No TensorFlow; the development set is ../shared's."""
+"""Finding the digit in real scans and photos (#43): digits that fill their image, ruled paper, form boxes, a sheet
+on a desk, digit-free photos, and the phone's EXIF orientation. No TensorFlow; the development set is ../shared's."""
 
 from __future__ import annotations
 
@@ -52,10 +52,11 @@ def test_polarity_follows_the_strokes_when_ink_covers_much_of_the_image(test_ima
     assert np.array_equal(preprocess.bright_ink(digit), digit)
 
 
-@pytest.mark.parametrize("on,least", [("ruled", 0.85), ("desk", 0.5)])
+@pytest.mark.parametrize("on,least", [("ruled", 0.85), ("desk", 0.75)])
 def test_digits_on_notebook_paper_and_on_a_desk_are_read(reader, test_images, on, least):
     """Tilted rules with a margin line crossing the digits' feet, and a sheet smaller than the frame on a darker
-    desk (before #43: 15 % and 35 % of these rows read exactly; the sheet itself was read as one digit)."""
+    desk (before #43: 15 % and 35 % of these rows read exactly, the sheet itself read as one digit; 85 % on the
+    desk once the sheet is found)."""
     x, y = test_images
     sample = scenes.scenes(x, y, 20, seed=7, on=on)
     exact = np.mean([reader.read(s.image).digits == s.text for s in sample])
@@ -63,9 +64,12 @@ def test_digits_on_notebook_paper_and_on_a_desk_are_read(reader, test_images, on
 
 
 def test_digit_free_photos_show_no_digit(reader):
-    """Blank, ruled and squared paper, empty form boxes, paper grain: at most one digit over 0.5 in 100 photos."""
+    """Blank, ruled and squared paper, empty form boxes, paper grain, a blank sheet on a desk and the desk alone: at
+    most one digit over 0.5 in 140 photos (before the sheet was found and faint grain dropped: 37 and 23 per 100
+    on the desk)."""
     rng = np.random.default_rng(4)
-    photos = [scenes.blank_scene(on, rng) for on in ("plain", "ruled", "squared", "boxes", "texture") for _ in range(20)]
+    kinds = ("plain", "ruled", "squared", "boxes", "texture", "desk", "desk_only")
+    photos = [scenes.blank_scene(on, rng) for on in kinds for _ in range(20)]
     shown = [c for photo in photos for c in reader.read(photo).confidences if c >= 0.5]
     assert len(shown) <= 1, shown
 
@@ -85,6 +89,25 @@ def test_long_tilted_lines_are_removed_and_the_digit_strokes_kept():
     kept = preprocess.remove_ruled_lines(cv2.bitwise_or(lines, strokes))
     assert cv2.countNonZero(cv2.bitwise_and(kept, cv2.bitwise_not(strokes))) < 0.05 * cv2.countNonZero(lines)
     assert cv2.countNonZero(cv2.bitwise_and(kept, strokes)) > 0.9 * cv2.countNonZero(strokes)
+
+
+def test_form_boxes_are_removed_and_the_digits_in_them_kept():
+    """Two boxes side by side sharing a side, turned 5°, a 7 and a 1 touching them: the boxes go, the strokes
+    stay; a thick 0 drawn square (no box, nothing inside) stays whole."""
+    boxes, strokes = np.zeros((200, 300), np.uint8), np.zeros((200, 300), np.uint8)
+    cv2.rectangle(boxes, (60, 50), (150, 150), 255, 2)
+    cv2.rectangle(boxes, (150, 50), (240, 150), 255, 2)
+    cv2.line(strokes, (75, 52), (135, 52), 255, 9)  # a 7's bar along the box's top
+    cv2.line(strokes, (135, 52), (95, 148), 255, 9)
+    cv2.line(strokes, (195, 60), (195, 148), 255, 9)  # a 1 standing on the box's floor
+    turn = cv2.getRotationMatrix2D((150, 100), 5, 1.0)
+    boxes, strokes = (cv2.warpAffine(m, turn, (300, 200), flags=cv2.INTER_NEAREST) for m in (boxes, strokes))
+    kept = preprocess.remove_form_boxes(cv2.bitwise_or(boxes, strokes))
+    assert cv2.countNonZero(cv2.bitwise_and(kept, cv2.bitwise_not(strokes))) < 0.05 * cv2.countNonZero(boxes)
+    assert cv2.countNonZero(cv2.bitwise_and(kept, strokes)) > 0.9 * cv2.countNonZero(strokes)
+    zero = np.zeros((200, 300), np.uint8)
+    cv2.rectangle(zero, (100, 50), (180, 150), 255, 14)
+    assert np.array_equal(preprocess.remove_form_boxes(zero), zero)
 
 
 @pytest.mark.parametrize("tag", range(1, 9))

@@ -6,8 +6,15 @@
 export const WORK_MAX_SIDE = 1024;
 const WORK_MIN_SIDE = 128;
 const POLARITY_MARGIN = 0.25;
+const LIGHT_INK_MARGIN = 1.5;
 const MAX_TILT = 12.0;
+const SHEET_BORDER = 0.5;
+const SHEET_AREA = 0.2;
+const SHEET_SOLID = 0.9;
+const SHEET_ALONE = 0.25;
 const EDGE_CUT = 0.1;
+const BOX_SIDE = 0.8;
+const BOX_LINE = 0.12;
 const HAIRLINE = 0.1;
 const MIN_SNR = 4.0;
 const NOISE_FLOOR = 4.0;
@@ -52,6 +59,13 @@ export class DigitFinder {
     return dst;
   }
 
+  crop(src, rect, mat) {
+    const view = src.roi(rect), out = mat();
+    view.copyTo(out);
+    view.delete();
+    return out;
+  }
+
   ellipse(k) { return this.cv.getStructuringElement(this.cv.MORPH_ELLIPSE, new this.cv.Size(k, k)); }
 
   morph(src, op, kernel, mat) {
@@ -90,6 +104,74 @@ export class DigitFinder {
     return 1.0;
   }
 
+  // A sheet on a darker desk with the desk painted over in the sheet's own tone; other images as they are (on_the_sheet).
+  onTheSheet(gray, mat) {
+    const cv = this.cv, height = gray.rows, width = gray.cols;
+    const small = this.resize(gray, Math.max(width >> 2, 1), Math.max(height >> 2, 1), cv.INTER_AREA, mat);
+    const light = mat(), rows = small.rows, cols = small.cols, Q = small.data;
+    cv.threshold(small, light, 0, 255, cv.THRESH_BINARY + cv.THRESH_OTSU);
+    const B = light.data;
+    let dark = 0;
+    for (let c = 0; c < cols; c++) dark += (B[c] === 0) + (B[(rows - 1) * cols + c] === 0);
+    for (let r = 0; r < rows; r++) dark += (B[r * cols] === 0) + (B[r * cols + cols - 1] === 0);
+    if (Math.min(rows, cols) < 8 || dark / (2 * (rows + cols)) < SHEET_BORDER) return gray;
+    const labels = mat(), stats = mat(), centroids = mat();
+    const count = cv.connectedComponentsWithStats(light, labels, stats, centroids, 8, cv.CV_32S);
+    if (count < 2) return gray;
+    const S = stats.data32S, L = labels.data32S;
+    let i = 1;
+    for (let k = 2; k < count; k++) if (S[k * 5 + 4] > S[i * 5 + 4]) i = k;
+    const area = S[i * 5 + 4];
+    const region = mat(rows, cols, cv.CV_8UC1, new cv.Scalar(0)), R = region.data;
+    let lit = 0;
+    for (let p = 0; p < L.length; p++) { R[p] = L[p] === i ? 1 : 0; lit += B[p] > 0; }
+    const contours = new cv.MatVector(), hierarchy = mat();
+    cv.findContours(region, contours, hierarchy, cv.RETR_EXTERNAL, cv.CHAIN_APPROX_SIMPLE);
+    const points = [];
+    for (let k = 0; k < contours.size(); k++) {
+      const contour = contours.get(k);
+      for (const v of contour.data32S) points.push(v);
+      contour.delete();
+    }
+    contours.delete();
+    const outline = cv.matFromArray(points.length / 2, 1, cv.CV_32SC2, points), hull = mat();
+    cv.convexHull(outline, hull, false, true);
+    outline.delete();
+    if (area < SHEET_AREA * rows * cols || area < SHEET_SOLID * cv.contourArea(hull) || lit - area > SHEET_ALONE * area) return gray;
+    const filled = mat(rows, cols, cv.CV_8UC1, new cv.Scalar(0));
+    cv.fillConvexPoly(filled, hull, new cv.Scalar(1));
+    const grown = (op, k) => {
+      const out = mat(), kernel = cv.Mat.ones(k, k, cv.CV_8U);
+      op(filled, out, kernel, new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT, cv.morphologyDefaultBorderValue());
+      kernel.delete();
+      return out.data;
+    };
+    const inside = mat(rows, cols, cv.CV_8UC1), I = inside.data, F = filled.data;
+    I.set(grown(cv.erode, 5));
+    const far = grown(cv.dilate, 5), sheet = [], within = [], beyond = [];
+    for (let p = 0; p < I.length; p++) {
+      if (I[p]) sheet.push(Q[p]);
+      if (F[p] && !I[p]) within.push(Q[p]);
+      if (far[p] && !F[p]) beyond.push(Q[p]);
+    }
+    // no edge: the light falling off across one sheet, not a sheet's edge on a desk
+    if (!sheet.length || !beyond.length || median(within) - median(beyond) < MIN_CONTRAST) return gray;
+    const sigma = Math.max(rows, cols) / 4;
+    const ones = mat(), masked = mat(rows, cols, cv.CV_32FC1), weight = mat(), blurred = mat();
+    inside.convertTo(ones, cv.CV_32F);
+    for (let p = 0; p < I.length; p++) masked.data32F[p] = I[p] ? Q[p] : 0;
+    cv.GaussianBlur(ones, weight, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
+    cv.GaussianBlur(masked, blurred, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
+    const tone = mat(rows, cols, cv.CV_32FC1), W = weight.data32F, V = blurred.data32F, fallback = median(sheet);
+    for (let p = 0; p < I.length; p++) tone.data32F[p] = W[p] > 1e-6 ? V[p] / Math.max(W[p], 1e-6) : fallback;
+    const insideFull = this.resize(inside, width, height, cv.INTER_NEAREST, mat);
+    const toneFull = this.resize(tone, width, height, cv.INTER_LINEAR, mat);
+    const out = mat(), G = gray.data, M = insideFull.data, T = toneFull.data32F;
+    gray.copyTo(out);
+    for (let p = 0; p < G.length; p++) if (!M[p]) out.data[p] = Math.trunc(Math.min(Math.max(T[p], 0), 255));
+    return out;
+  }
+
   // Ink is the thinner side (bright_ink in preprocess.py); where both are as wide, the stronger thin strokes.
   brightInk(gray, mat) {
     const cv = this.cv;
@@ -101,7 +183,7 @@ export class DigitFinder {
     const top = half.rows * half.cols - 1 - Math.floor(half.rows * half.cols / 200);
     const [darkStrokes, lightStrokes] = [cv.MORPH_BLACKHAT, cv.MORPH_TOPHAT].map(
       op => rankU8(this.morph(half, op, this.ellipse(k), mat).data, top));
-    return darkStrokes >= lightStrokes ? inverted() : gray;  // a tie: paper's way, dark ink
+    return lightStrokes > LIGHT_INK_MARGIN * darkStrokes ? gray : inverted();  // paper's way unless clearly light
   }
 
   // Typical widths of the dark and of the light parts, split by Otsu once the light is evened out; given the image at half size (_widths).
@@ -187,6 +269,116 @@ export class DigitFinder {
   }
 
   // The pixels of the thin straight lines running across a 0/255 image, or null (_level_lines).
+  // The binary without the frames of form boxes drawn round digits (remove_form_boxes).
+  removeFormBoxes(binary, mat) {
+    const cv = this.cv, labels = mat(), stats = mat(), centroids = mat();
+    const count = cv.connectedComponentsWithStats(binary, labels, stats, centroids, 8, cv.CV_32S);
+    const S = stats.data32S, L = labels.data32S, width = binary.cols;
+    const candidates = [];
+    let covered = 0;
+    for (let i = 1; i < count; i++) {
+      const [, , w, h, area] = S.slice(i * 5, i * 5 + 5);
+      if (w >= MIN_DIGIT_PX && h >= MIN_DIGIT_PX && area < 0.75 * w * h) { candidates.push(i); covered += w * h; }
+    }
+    if (!candidates.length || candidates.length > MAX_MARKS || covered > 4 * binary.rows * binary.cols) return binary;
+    const lines = mat(binary.rows, binary.cols, cv.CV_8UC1, new cv.Scalar(0)), D = lines.data, B = binary.data;
+    let any = false;
+    for (const i of candidates) {
+      const [x, y, w, h] = S.slice(i * 5, i * 5 + 4);
+      const mask = mat(h, w, cv.CV_8UC1), ink = mat(h, w, cv.CV_8UC1);
+      for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
+        const p = (y + r) * width + x + c;
+        mask.data[r * w + c] = L[p] === i ? 255 : 0;
+        ink.data[r * w + c] = B[p];
+      }
+      const frame = this.boxFrame(mask, ink, mat);
+      if (!frame) continue;
+      for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
+        if (frame.data[r * w + c]) { D[(y + r) * width + x + c] = 255; any = true; }
+      }
+    }
+    if (!any) return binary;
+    const out = mat();
+    cv.subtract(binary, lines, out);
+    return out;
+  }
+
+  // The frame's pixels if the mask of one mark is form boxes holding ink, else null (_box_frame).
+  boxFrame(mask, ink, mat) {
+    const cv = this.cv, xy = [];
+    for (let r = 0; r < mask.rows; r++) for (let c = 0; c < mask.cols; c++) if (mask.data[r * mask.cols + c]) xy.push(c, r);
+    const points = cv.matFromArray(xy.length / 2, 1, cv.CV_32SC2, xy);
+    const rect = cv.minAreaRect(points);
+    points.delete();
+    let angle = rect.angle, rw = rect.size.width, rh = rect.size.height;
+    while (angle > 45) [angle, rw, rh] = [angle - 90, rh, rw];
+    while (angle < -45) [angle, rw, rh] = [angle + 90, rh, rw];
+    if (Math.abs(angle) > MAX_TILT || Math.min(rw, rh) < MIN_DIGIT_PX) return null;
+    const pad = Math.floor(Math.max(mask.rows, mask.cols) / 4) + 2;
+    const size = new cv.Size(mask.cols + 2 * pad, mask.rows + 2 * pad);
+    const cx = rect.center.x, cy = rect.center.y;
+    const turn = mat(), made = cv.getRotationMatrix2D(new cv.Point(cx + pad, cy + pad), angle, 1.0);
+    made.copyTo(turn);
+    made.delete();
+    const [level, held] = [mask, ink].map(m => {
+      const padded = mat(), out = mat();
+      cv.copyMakeBorder(m, padded, pad, pad, pad, pad, cv.BORDER_CONSTANT, new cv.Scalar(0));
+      cv.warpAffine(padded, out, turn, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT, new cv.Scalar(0));
+      return out;
+    });
+    const x0 = Math.max(pyRound(cx + pad - rw / 2), 0), y0 = Math.max(pyRound(cy + pad - rh / 2), 0);
+    const x1 = Math.min(x0 + pyRound(rw), size.width), y1 = Math.min(y0 + pyRound(rh), size.height);
+    const roi = new cv.Rect(x0, y0, x1 - x0, y1 - y0);
+    const box = this.crop(level, roi, mat), heldBox = this.crop(held, roi, mat);
+    const height = box.rows, width = box.cols;
+    const band = Math.max(2, Math.trunc(0.15 * Math.min(height, width)));
+    const rectKernel = (w, h) => cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(w, h));
+    const across = this.morph(box, cv.MORPH_OPEN, rectKernel(Math.max(3, Math.floor(width / 3)), 1), mat);
+    const down = this.morph(box, cv.MORPH_OPEN, rectKernel(1, Math.max(3, Math.floor(height / 2))), mat);
+    const A = across.data, Dn = down.data;
+    const counts = [], cover = [0, 0, 0, 0];
+    for (let c = 0; c < width; c++) {
+      let top = 0, bottom = 0;
+      for (let r = 0; r < band; r++) { top += A[r * width + c] > 0; bottom += A[(height - 1 - r) * width + c] > 0; }
+      counts.push(top, bottom);
+      cover[0] += top > 0; cover[1] += bottom > 0;
+    }
+    for (let r = 0; r < height; r++) {
+      let left = 0, right = 0;
+      for (let c = 0; c < band; c++) { left += Dn[r * width + c] > 0; right += Dn[r * width + width - 1 - c] > 0; }
+      counts.push(left, right);
+      cover[2] += left > 0; cover[3] += right > 0;
+    }
+    const lit = counts.filter(v => v > 0);
+    const line = lit.length ? Math.trunc(median(lit)) : 1;
+    if (line > BOX_LINE * Math.min(height, width)) return null;
+    if (Math.min(cover[0] / width, cover[1] / width, cover[2] / height, cover[3] / height) < BOX_SIDE) return null;
+    const thick = 2 * line + 2;
+    const thickAcross = this.morph(box, cv.MORPH_OPEN, rectKernel(1, thick), mat);
+    const thickDown = this.morph(box, cv.MORPH_OPEN, rectKernel(thick, 1), mat);
+    const thinAcross = mat(), thinDown = mat(), frame = mat(), rest = mat();
+    cv.subtract(across, thickAcross, thinAcross);
+    cv.subtract(down, thickDown, thinDown);
+    cv.bitwise_or(thinAcross, thinDown, frame);
+    cv.subtract(heldBox, frame, rest);
+    let inner = 0;
+    for (let r = band; r < height - band; r++) for (let c = band; c < width - band; c++) inner += rest.data[r * width + c] > 0;
+    if (inner < 0.02 * (height - 2 * band) * (width - 2 * band)) return null;
+    const lines = mat(size.height, size.width, cv.CV_8UC1, new cv.Scalar(0));
+    const view = lines.roi(roi);
+    frame.copyTo(view);
+    view.delete();
+    const inverse = mat(), back = mat(), touched = mat(), wide = mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U);
+    cv.invertAffineTransform(turn, inverse);
+    cv.warpAffine(lines, back, inverse, size, cv.INTER_LINEAR, cv.BORDER_CONSTANT, new cv.Scalar(0));
+    cv.threshold(back, touched, 0, 255, cv.THRESH_BINARY);
+    cv.dilate(touched, wide, kernel, new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT, cv.morphologyDefaultBorderValue());
+    kernel.delete();
+    const out = mat();
+    cv.bitwise_and(this.crop(wide, new cv.Rect(pad, pad, mask.cols, mask.rows), mat), mask, out);
+    return out;
+  }
+
   levelLines(binary, mat) {
     const cv = this.cv, height = binary.rows, width = binary.cols;
     const length = Math.max(15, Math.floor(width / 3));
@@ -227,9 +419,25 @@ export class DigitFinder {
   // Ink components by hysteresis (see _components in preprocess.py).
   components(flat, level, mat) {
     const cv = this.cv;
-    const weakRaw = mat();
-    cv.threshold(flat, weakRaw, 0.5 * level, 255, cv.THRESH_BINARY);
-    const weak = this.removeRuledLines(weakRaw, mat);
+    const lit = mat();
+    cv.threshold(flat, lit, 0.5 * level, 255, cv.THRESH_BINARY);
+    const unruled = this.removeRuledLines(lit, mat);
+    let weak = this.removeFormBoxes(unruled, mat);
+    if (weak !== unruled) {  // a box's lines are not ink: the ink's level without them, and the ink at that level
+      const boxes = mat(), near = mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U), unboxed = mat();
+      cv.subtract(unruled, weak, boxes);
+      cv.dilate(boxes, near, kernel, new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT, cv.morphologyDefaultBorderValue());
+      kernel.delete();
+      flat.copyTo(unboxed);
+      for (let p = 0; p < near.data.length; p++) if (near.data[p]) unboxed.data[p] = 0;
+      flat = unboxed;
+      const counts = new Float64Array(256);
+      for (const v of flat.data) counts[v]++;
+      level = otsuLevel(counts);
+      const relit = mat();
+      cv.threshold(flat, relit, 0.5 * level, 255, cv.THRESH_BINARY);
+      weak = this.removeFormBoxes(this.removeRuledLines(relit, mat), mat);
+    }
     const labels = mat(), stats = mat(), centroids = mat();
     const count = cv.connectedComponentsWithStats(weak, labels, stats, centroids, 8, cv.CV_32S);
     const L = labels.data32S, S = stats.data32S, F = flat.data;
@@ -297,7 +505,7 @@ export class DigitFinder {
       const x1 = Math.min(2 * b.x1 - b.x0, width), y1 = Math.min(2 * b.y1 - b.y0, height);
       const window = t => t[y1 * stride + x1] - t[y0 * stride + x1] - t[y1 * stride + x0] + t[y0 * stride + x0];
       const around = window(level) / Math.max(window(count), 1);
-      return means[k] >= 0.4 * strongest && means[k] >= MIN_SNR * (around + NOISE_FLOOR);
+      return means[k] >= 0.4 * strongest && means[k] >= MIN_SNR * (around + NOISE_FLOOR) && means[k] >= MIN_CONTRAST;
     });
   }
 
@@ -485,7 +693,7 @@ export class DigitFinder {
                            scale < 1 ? cv.INTER_AREA : cv.INTER_LINEAR, mat);
       }
       const blurred = mat();
-      cv.GaussianBlur(gray, blurred, new cv.Size(3, 3), 0, 0, cv.BORDER_DEFAULT);
+      cv.GaussianBlur(this.onTheSheet(gray, mat), blurred, new cv.Size(3, 3), 0, 0, cv.BORDER_DEFAULT);
       const flat = this.flattenLight(this.brightInk(blurred, mat), mat);
       const counts = new Float64Array(256);
       for (const v of flat.data) counts[v]++;
