@@ -291,7 +291,7 @@ export class DigitFinder {
         mask.data[r * w + c] = L[p] === i ? 255 : 0;
         ink.data[r * w + c] = B[p];
       }
-      const frame = this.boxFrame(mask, ink, mat);
+      const frame = framed(mask) ? this.boxFrame(mask, ink, mat) : null;
       if (!frame) continue;
       for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
         if (frame.data[r * w + c]) { D[(y + r) * width + x + c] = 255; any = true; }
@@ -760,6 +760,23 @@ function alongBorder(L, width, height, i) {
 }
 
 // The value of rank k (0 = smallest) among uint8 values, as np.partition(values, k)[k].
+// Ink near all four sides of the mark's box along half of each: the cheap test before levelling a frame (_framed).
+function framed(mask) {
+  const rows = mask.rows, cols = mask.cols, M = mask.data, band = Math.max(2, Math.trunc(0.15 * Math.min(rows, cols)));
+  const cover = [0, 0, 0, 0];
+  for (let c = 0; c < cols; c++) {
+    let top = false, bottom = false;
+    for (let r = 0; r < band; r++) { top = top || M[r * cols + c] > 0; bottom = bottom || M[(rows - 1 - r) * cols + c] > 0; }
+    cover[0] += top; cover[1] += bottom;
+  }
+  for (let r = 0; r < rows; r++) {
+    let left = false, right = false;
+    for (let c = 0; c < band; c++) { left = left || M[r * cols + c] > 0; right = right || M[r * cols + cols - 1 - c] > 0; }
+    cover[2] += left; cover[3] += right;
+  }
+  return Math.min(cover[0] / cols, cover[1] / cols, cover[2] / rows, cover[3] / rows) >= 0.5;
+}
+
 function rankU8(values, k) {
   const counts = new Float64Array(256);
   for (const v of values) counts[v]++;
