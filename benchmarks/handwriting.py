@@ -1,4 +1,4 @@
-"""Real handwriting that is not MNIST: the development sets in ../shared/data/handwriting/, read three ways.
+"""Real handwriting that is not MNIST: the development sets in ../shared/data/handwriting/, read four ways.
 
     python benchmarks/handwriting.py [--model M.tflite ...] [--data DIR] [--kernels xnnpack builtin reference]
 
@@ -8,7 +8,9 @@ For each set and model:
   knows other writers;
 - read: the raw image in paper polarity (dark ink on light), no margin, through `DigitReader.read`, as a
   user hands it over: how well the whole path finds the digit and reads it (right = exactly that digit);
-- read, margin: the same with a paper margin of half the image's side around it.
+- read, margin: the same with a paper margin of half the image's side around it;
+- read, in a box: the image as a crop of an answer box, a little paper round it and the box's printed border
+  along one, two, three or all four of the crop's edges (in turn), as crops cut from forms hold them.
 `read` also counts the images where no digit was found and where more than one was. The sets are for
 measuring and choosing, never for training. Results: handwriting.json and .md in benchmarks/results/.
 """
@@ -56,15 +58,37 @@ def mnist_frame(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(framed), 0, 255).astype(np.uint8)
 
 
-def read_all(reader: DigitReader, paper: np.ndarray, y: np.ndarray, margin: bool) -> dict:
-    """`read` of every image (paper polarity), with a margin of half its side if `margin`."""
+BORDERS = ("l", "lt", "ltb", "ltrb")  # the sides of an answer box that a crop holds, image by image in turn
+BORDER_INK = 60  # a printed box's gray
+
+
+def in_a_box(image: np.ndarray, k: int) -> np.ndarray:
+    """A paper-polarity image as a crop of an answer box: a little paper round the digit, and the box's
+    border along one to four of the crop's edges (BORDERS[k % 4]), a line a 32nd of the side thick."""
+    pad = max(1, max(image.shape) // 16)
+    crop = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=PAPER)
+    t = max(1, max(image.shape) // 32)
+    edges = {"l": (slice(None), slice(0, t)), "t": (slice(0, t), slice(None)),
+             "b": (slice(-t, None), slice(None)), "r": (slice(None), slice(-t, None))}
+    for side in BORDERS[k % len(BORDERS)]:
+        crop[edges[side]] = BORDER_INK
+    return crop
+
+
+def framed_as(image: np.ndarray, k: int, framing: str) -> np.ndarray:
+    """The image as handed over: "raw", with a "margin" of half its side, or "boxed" (`in_a_box`)."""
+    if framing == "margin":
+        pad = max(image.shape) // 2
+        return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=PAPER)
+    return in_a_box(image, k) if framing == "boxed" else image
+
+
+def read_all(reader: DigitReader, paper: np.ndarray, y: np.ndarray, framing: str) -> dict:
+    """`read` of every image (paper polarity), framed as `framing` says (`framed_as`)."""
     right = none = several = 0
     confusions: dict[str, int] = {}
-    for image, label in zip(paper, y):
-        if margin:
-            pad = max(image.shape) // 2
-            image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=PAPER)
-        digits = reader.read(image).digits
+    for k, (image, label) in enumerate(zip(paper, y)):
+        digits = reader.read(framed_as(image, k, framing)).digits
         right += digits == str(label)
         none += digits == ""
         several += len(digits) > 1
@@ -92,8 +116,9 @@ def measure(model_path: Path, kernels: str, folder: Path) -> dict:
             "n": int(len(y)), "shape": list(bright.shape[1:]),
             "classify": {"accuracy": round(float(np.mean(~wrong)), 4),
                          "top_confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:5])},
-            "read": read_all(reader, paper, y, margin=False),
-            "read_margin": read_all(reader, paper, y, margin=True),
+            "read": read_all(reader, paper, y, "raw"),
+            "read_margin": read_all(reader, paper, y, "margin"),
+            "read_boxed": read_all(reader, paper, y, "boxed"),
             "seconds": round(time.perf_counter() - started, 1),
         }
     return {"model": model_path.name, "kernels": kernels, "sets": rows}
@@ -102,17 +127,18 @@ def measure(model_path: Path, kernels: str, folder: Path) -> dict:
 def markdown(result: dict) -> str:
     lines = [f"`{result['command']}`, {result['date']}; {result['device']['cpu']}. classify: framed as MNIST, "
              "then the model; read: the raw image in paper polarity through `DigitReader.read` (no digit found / "
-             "several found in brackets); margin: with paper around it.", "",
-             "| model | kernels | set | images | classify | read | read, margin | top confusions (classify) |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+             "several found in brackets); margin: with paper around it; in a box: a crop of an answer box, its "
+             "border along one to four of the crop's edges.", "",
+             "| model | kernels | set | images | classify | read | read, margin | read, in a box | "
+             "top confusions (classify) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for run in result["runs"]:
         for name, row in run["sets"].items():
-            read, margin = row["read"], row["read_margin"]
             confusions = ", ".join(f"{k} ({v})" for k, v in row["classify"]["top_confusions"].items())
+            reads = " | ".join(f"{r['accuracy']:.2%} ({r['no_digit']:.1%} / {r['several']:.1%})"
+                               for r in (row[key] for key in ("read", "read_margin", "read_boxed")))
             lines.append(f"| {run['model']} | {run['kernels']} | `{name}` | {row['n']:,} | "
-                         f"{row['classify']['accuracy']:.2%} | {read['accuracy']:.2%} ({read['no_digit']:.1%} / "
-                         f"{read['several']:.1%}) | {margin['accuracy']:.2%} ({margin['no_digit']:.1%} / "
-                         f"{margin['several']:.1%}) | {confusions} |")
+                         f"{row['classify']['accuracy']:.2%} | {reads} | {confusions} |")
     return "\n".join(lines) + "\n"
 
 

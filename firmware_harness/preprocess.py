@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import bisect
@@ -34,6 +35,8 @@ WORK_MIN_SIDE = 128
 POLARITY_MARGIN = 0.25  # log2 of the dark/light width ratio below which the two sides are as wide
 LIGHT_INK_MARGIN = 1.5  # where the sides are as wide, light strokes this much stronger than dark ones are the ink
 MAX_TILT = 12.0  # degrees: rules and margins tilted up to this much are found as lines
+FULL_LINE = 0.8  # a straight line across this much of the image is printed where it is thinner than PRINTED of a pen
+PRINTED = 0.4
 SHEET_BORDER = 0.5  # a sheet on a desk: the darker side of the photo holds at least this much of the frame's border,
 SHEET_AREA = 0.2  # the sheet (its largest light region) at least this much of the frame,
 SHEET_SOLID = 0.9  # it fills this much of its convex hull (a sheet is convex),
@@ -261,8 +264,15 @@ def remove_ruled_lines(binary: np.ndarray) -> np.ndarray:
     Thin is judged on the ink itself (its extent across the line there is under a pen stroke), so a
     digit stroke that a rule crosses, or where a long bar meets a curve, stays whole.
     """
-    across = _level_lines(binary)
-    down = _level_lines(np.ascontiguousarray(binary.T))  # margins and the squares' columns, on the image turned
+    pen: list[float] = []
+
+    def stroke() -> float:  # the ink's typical stroke, measured once, and only if there is a line
+        if not pen:
+            pen.append(stroke_width(binary))
+        return pen[0]
+
+    across = _level_lines(binary, stroke)
+    down = _level_lines(np.ascontiguousarray(binary.T), stroke)  # margins and the squares' columns, turned
     if across is None and down is None:
         return binary
     if down is not None:
@@ -354,8 +364,11 @@ def _box_frame(mask: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     return cv2.bitwise_and(back[pad:-pad, pad:-pad], mask)
 
 
-def _level_lines(binary: np.ndarray) -> np.ndarray | None:
-    """The pixels of the thin straight lines running across a 0/255 image (tilted up to MAX_TILT), or None."""
+def _level_lines(binary: np.ndarray, stroke: Callable[[], float]) -> np.ndarray | None:
+    """The pixels of the thin straight lines running across a 0/255 image (tilted up to MAX_TILT), or None. Thin
+    is under a 40th of the image's height; for a line across FULL_LINE of the image (a rule, or a box's border
+    that a crop cut), also under PRINTED of the ink's typical `stroke()`: no digit's stroke runs that far that
+    thin."""
     height, width = binary.shape
     length = max(15, width // 3)
     if cv2.countNonZero(binary) < length:
@@ -373,8 +386,17 @@ def _level_lines(binary: np.ndarray) -> np.ndarray | None:
     long_runs = cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     if not long_runs.any():
         return None
-    thick = cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 40))))
-    lines = cv2.subtract(long_runs, thick)
+    def thick(extent: int) -> np.ndarray:
+        return cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, extent)))
+
+    rule = max(3, height // 40)
+    lines = cv2.subtract(long_runs, thick(rule))
+    pen = stroke()
+    if int(PRINTED * pen) > rule:
+        full = cv2.morphologyEx(long_runs, cv2.MORPH_OPEN,
+                                cv2.getStructuringElement(cv2.MORPH_RECT, (int(FULL_LINE * width), 1)))
+        if full.any():
+            lines = cv2.bitwise_or(lines, cv2.subtract(full, thick(int(PRINTED * pen))))
     if tilt != 0:  # back to the image's own slope: every pixel the line touches, a pixel wider for the roundings
         back = cv2.warpAffine(lines, cv2.getRotationMatrix2D((width / 2, height / 2), -tilt, 1.0), (width, height),
                               flags=cv2.INTER_LINEAR)
@@ -423,19 +445,21 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
     """Ink components by hysteresis: Otsu's `level` picks the sure ink, and fainter ink (over half
     that level) stays where it is connected to sure ink, so faint joins do not break a digit.
 
-    Rules, margins and form boxes are taken out first; where there were boxes, the level is found again
-    without them (a pale digit in a dark box is then ink, not a smudge beside the box). Returns the label image, the blobs and every component's area
-    (indexed by label). The
-    per-component tests are whole-image array operations, so the cost grows with the pixels,
-    not with how many components a crafted image holds.
+    Form boxes, then rules and margins, are taken out first (boxes first: a box's border along the frame's
+    edges would otherwise lose its sides as rules and leave its corners); where there were boxes, the level
+    is found again without them (a pale digit in a dark box is then ink, not a smudge beside the box).
+    Returns the label image, the blobs and every component's area (indexed by label). The per-component
+    tests are whole-image array operations, so the cost grows with the pixels, not with how many components
+    a crafted image holds.
     """
-    unruled = remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1])
-    weak = remove_form_boxes(unruled)
-    boxes = cv2.subtract(unruled, weak)
+    lit = cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1]
+    unboxed = remove_form_boxes(lit)
+    weak = remove_ruled_lines(unboxed)
+    boxes = cv2.subtract(lit, unboxed)
     if boxes.any():  # a box's lines are not ink: the ink's level is found without them, and the ink at that level
         flat = np.where(cv2.dilate(boxes, np.ones((3, 3), np.uint8)) > 0, 0, flat).astype(np.uint8)
         level = otsu_level(histogram(flat))
-        weak = remove_form_boxes(remove_ruled_lines(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1]))
+        weak = remove_ruled_lines(remove_form_boxes(cv2.threshold(flat, 0.5 * level, 255, cv2.THRESH_BINARY)[1]))
     count, labels, stats, _ = _label(weak)
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
     height, width = flat.shape

@@ -8,6 +8,8 @@ const WORK_MIN_SIDE = 128;
 const POLARITY_MARGIN = 0.25;
 const LIGHT_INK_MARGIN = 1.5;
 const MAX_TILT = 12.0;
+const FULL_LINE = 0.8;
+const PRINTED = 0.4;
 const SHEET_BORDER = 0.5;
 const SHEET_AREA = 0.2;
 const SHEET_SOLID = 0.9;
@@ -253,10 +255,12 @@ export class DigitFinder {
   // Notebook rules, margins and squares, level or tilted up to MAX_TILT (remove_ruled_lines).
   removeRuledLines(binary, mat) {
     const cv = this.cv;
-    let lines = this.levelLines(binary, mat);
+    let pen = null;
+    const stroke = () => (pen === null ? (pen = this.strokeWidth(binary, mat)) : pen);  // once, if there is a line
+    let lines = this.levelLines(binary, stroke, mat);
     const turned = mat();
     cv.transpose(binary, turned);
-    const downTurned = this.levelLines(turned, mat);
+    const downTurned = this.levelLines(turned, stroke, mat);
     if (!lines && !downTurned) return binary;
     if (downTurned) {
       const down = mat();
@@ -379,7 +383,7 @@ export class DigitFinder {
     return out;
   }
 
-  levelLines(binary, mat) {
+  levelLines(binary, stroke, mat) {
     const cv = this.cv, height = binary.rows, width = binary.cols;
     const length = Math.max(15, Math.floor(width / 3));
     if (cv.countNonZero(binary) < length) return null;
@@ -399,10 +403,20 @@ export class DigitFinder {
     }
     const longRuns = openRows(level, length, mat);
     if (!cv.countNonZero(longRuns)) return null;
-    const thick = this.morph(level, cv.MORPH_OPEN,
-                             cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, Math.max(3, Math.floor(height / 40)))), mat);
+    const thick = extent => this.morph(level, cv.MORPH_OPEN, cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, extent)), mat);
+    const rule = Math.max(3, Math.floor(height / 40));
     let lines = mat();
-    cv.subtract(longRuns, thick, lines);
+    cv.subtract(longRuns, thick(rule), lines);
+    const printed = Math.trunc(PRINTED * stroke());
+    if (printed > rule) {  // a line across FULL_LINE of the image: printed where it is thinner than PRINTED of a pen
+      const full = openRows(longRuns, Math.trunc(FULL_LINE * width), mat);
+      if (cv.countNonZero(full)) {
+        const thin = mat(), both = mat();
+        cv.subtract(full, thick(printed), thin);
+        cv.bitwise_or(lines, thin, both);
+        lines = both;
+      }
+    }
     if (slope !== 0) {
       const back = mat(), touched = mat(), wide = mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U);
       const turnBack = cv.getRotationMatrix2D(center, -slope, 1.0);
@@ -421,22 +435,22 @@ export class DigitFinder {
     const cv = this.cv;
     const lit = mat();
     cv.threshold(flat, lit, 0.5 * level, 255, cv.THRESH_BINARY);
-    const unruled = this.removeRuledLines(lit, mat);
-    let weak = this.removeFormBoxes(unruled, mat);
-    if (weak !== unruled) {  // a box's lines are not ink: the ink's level without them, and the ink at that level
-      const boxes = mat(), near = mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U), unboxed = mat();
-      cv.subtract(unruled, weak, boxes);
+    const unboxed = this.removeFormBoxes(lit, mat);
+    let weak = this.removeRuledLines(unboxed, mat);
+    if (unboxed !== lit) {  // a box's lines are not ink: the ink's level without them, and the ink at that level
+      const boxes = mat(), near = mat(), kernel = cv.Mat.ones(3, 3, cv.CV_8U), cleared = mat();
+      cv.subtract(lit, unboxed, boxes);
       cv.dilate(boxes, near, kernel, new cv.Point(-1, -1), 1, cv.BORDER_CONSTANT, cv.morphologyDefaultBorderValue());
       kernel.delete();
-      flat.copyTo(unboxed);
-      for (let p = 0; p < near.data.length; p++) if (near.data[p]) unboxed.data[p] = 0;
-      flat = unboxed;
+      flat.copyTo(cleared);
+      for (let p = 0; p < near.data.length; p++) if (near.data[p]) cleared.data[p] = 0;
+      flat = cleared;
       const counts = new Float64Array(256);
       for (const v of flat.data) counts[v]++;
       level = otsuLevel(counts);
       const relit = mat();
       cv.threshold(flat, relit, 0.5 * level, 255, cv.THRESH_BINARY);
-      weak = this.removeFormBoxes(this.removeRuledLines(relit, mat), mat);
+      weak = this.removeRuledLines(this.removeFormBoxes(relit, mat), mat);
     }
     const labels = mat(), stats = mat(), centroids = mat();
     const count = cv.connectedComponentsWithStats(weak, labels, stats, centroids, 8, cv.CV_32S);
