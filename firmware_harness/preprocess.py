@@ -308,9 +308,13 @@ def remove_form_boxes(binary: np.ndarray) -> np.ndarray:
 def _framed(window: np.ndarray) -> bool:
     """Whether a mark (bool, its bounding box) has ink near all four sides of its box along half of each: what a
     frame has, turned or not, and most digits (a 7's foot, a 1's ends) do not; the cheap test before the levelling."""
-    band = max(2, int(0.15 * min(window.shape)))
-    return min(window[:band].any(axis=0).mean(), window[-band:].any(axis=0).mean(),
-               window[:, :band].any(axis=1).mean(), window[:, -band:].any(axis=1).mean()) >= 0.5
+    return min(_side_cover(window, max(2, int(0.15 * min(window.shape))))) >= 0.5
+
+
+def _side_cover(ink: np.ndarray, band: int) -> tuple[float, ...]:
+    """The share of the top, bottom, left and right side of an image that has ink within `band` of that side."""
+    return (ink[:band].any(axis=0).mean(), ink[-band:].any(axis=0).mean(),
+            ink[:, :band].any(axis=1).mean(), ink[:, -band:].any(axis=1).mean())
 
 
 def _box_frame(mask: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
@@ -346,9 +350,7 @@ def _box_frame(mask: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     line = int(np.median(counts[counts > 0])) if counts.any() else 1  # the lines' thickness
     if line > BOX_LINE * min(height, width):
         return None  # a digit's own strokes (a 0 drawn square), not a printed box's lines
-    covered = [across[:band].any(axis=0).mean(), across[-band:].any(axis=0).mean(),
-               down[:, :band].any(axis=1).mean(), down[:, -band:].any(axis=1).mean()]
-    if min(covered) < BOX_SIDE:
+    if min(_side_cover(across, band)[:2] + _side_cover(down, band)[2:]) < BOX_SIDE:
         return None
     thick = 2 * line + 2  # a printed line is thinner than this everywhere; where a stroke crosses it, it is not
     thick_across = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, thick)))
