@@ -343,8 +343,7 @@ def _box_frame(mask: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     box = np.ascontiguousarray(level[y0:y1, x0:x1])
     height, width = box.shape
     band = max(2, int(0.15 * min(height, width)))
-    across = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, width // 3), 1)))
-    down = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, height // 2))))
+    across, down = _open(box, max(3, width // 3), 1), _open(box, 1, max(3, height // 2))
     counts = np.concatenate([(across[:band] > 0).sum(axis=0), (across[-band:] > 0).sum(axis=0),
                              (down[:, :band] > 0).sum(axis=1), (down[:, -band:] > 0).sum(axis=1)])
     line = int(np.median(counts[counts > 0])) if counts.any() else 1  # the lines' thickness
@@ -353,9 +352,7 @@ def _box_frame(mask: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
     if min(_side_cover(across, band)[:2] + _side_cover(down, band)[2:]) < BOX_SIDE:
         return None
     thick = 2 * line + 2  # a printed line is thinner than this everywhere; where a stroke crosses it, it is not
-    thick_across = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, thick)))
-    thick_down = cv2.morphologyEx(box, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (thick, 1)))
-    frame = cv2.bitwise_or(cv2.subtract(across, thick_across), cv2.subtract(down, thick_down))
+    frame = cv2.bitwise_or(cv2.subtract(across, _open(box, 1, thick)), cv2.subtract(down, _open(box, thick, 1)))
     inner = cv2.subtract(held[y0:y1, x0:x1], frame)[band:-band, band:-band]
     if cv2.countNonZero(inner) < 0.02 * inner.size:
         return None  # an empty box, or a 0 drawn square
@@ -385,25 +382,27 @@ def _level_lines(binary: np.ndarray, stroke: Callable[[], float]) -> np.ndarray 
     tilt = np.degrees(float(found[0, 0, 1])) - 90.0  # the strongest line's slope, in degrees
     turn = cv2.getRotationMatrix2D((width / 2, height / 2), tilt, 1.0)
     level = binary if tilt == 0 else cv2.warpAffine(binary, turn, (width, height), flags=cv2.INTER_NEAREST)
-    long_runs = cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    long_runs = _open(level, length, 1)
     if not long_runs.any():
         return None
-    def thick(extent: int) -> np.ndarray:
-        return cv2.morphologyEx(level, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, extent)))
-
     rule = max(3, height // 40)
-    lines = cv2.subtract(long_runs, thick(rule))
+    lines = cv2.subtract(long_runs, _open(level, 1, rule))
     pen = stroke()
     if int(PRINTED * pen) > rule:
-        full = cv2.morphologyEx(long_runs, cv2.MORPH_OPEN,
-                                cv2.getStructuringElement(cv2.MORPH_RECT, (int(FULL_LINE * width), 1)))
+        full = _open(long_runs, int(FULL_LINE * width), 1)
         if full.any():
-            lines = cv2.bitwise_or(lines, cv2.subtract(full, thick(int(PRINTED * pen))))
+            lines = cv2.bitwise_or(lines, cv2.subtract(full, _open(level, 1, int(PRINTED * pen))))
     if tilt != 0:  # back to the image's own slope: every pixel the line touches, a pixel wider for the roundings
         back = cv2.warpAffine(lines, cv2.getRotationMatrix2D((width / 2, height / 2), -tilt, 1.0), (width, height),
                               flags=cv2.INTER_LINEAR)
         lines = cv2.dilate(cv2.threshold(back, 0, 255, cv2.THRESH_BINARY)[1], np.ones((3, 3), np.uint8))
     return lines
+
+
+def _open(binary: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The opening of a 0/255 image by a width x height rectangle, each side made odd: OpenCV anchors an even
+    rectangle off its centre, and the opening then keeps a run one pixel to the side of where it is."""
+    return cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (width | 1, height | 1)))
 
 
 def _label(binary: np.ndarray):

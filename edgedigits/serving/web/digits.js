@@ -70,6 +70,13 @@ export class DigitFinder {
 
   ellipse(k) { return this.cv.getStructuringElement(this.cv.MORPH_ELLIPSE, new this.cv.Size(k, k)); }
 
+  // The opening by a w x h rectangle, each side made odd, as preprocess._open: OpenCV anchors an even
+  // rectangle off its centre, and the opening then keeps a run one pixel to the side of where it is.
+  open(src, w, h, mat) {
+    const cv = this.cv;
+    return this.morph(src, cv.MORPH_OPEN, cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(w | 1, h | 1)), mat);
+  }
+
   morph(src, op, kernel, mat) {
     const dst = mat();
     this.cv.morphologyEx(src, dst, op, kernel, new this.cv.Point(-1, -1), 1, this.cv.BORDER_CONSTANT,
@@ -336,9 +343,8 @@ export class DigitFinder {
     const box = this.crop(level, roi, mat), heldBox = this.crop(held, roi, mat);
     const height = box.rows, width = box.cols;
     const band = Math.max(2, Math.trunc(0.15 * Math.min(height, width)));
-    const rectKernel = (w, h) => cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(w, h));
-    const across = this.morph(box, cv.MORPH_OPEN, rectKernel(Math.max(3, Math.floor(width / 3)), 1), mat);
-    const down = this.morph(box, cv.MORPH_OPEN, rectKernel(1, Math.max(3, Math.floor(height / 2))), mat);
+    const across = this.open(box, Math.max(3, Math.floor(width / 3)), 1, mat);
+    const down = this.open(box, 1, Math.max(3, Math.floor(height / 2)), mat);
     const A = across.data, Dn = down.data;
     const counts = [], cover = [0, 0, 0, 0];
     for (let c = 0; c < width; c++) {
@@ -358,8 +364,7 @@ export class DigitFinder {
     if (line > BOX_LINE * Math.min(height, width)) return null;
     if (Math.min(cover[0] / width, cover[1] / width, cover[2] / height, cover[3] / height) < BOX_SIDE) return null;
     const thick = 2 * line + 2;
-    const thickAcross = this.morph(box, cv.MORPH_OPEN, rectKernel(1, thick), mat);
-    const thickDown = this.morph(box, cv.MORPH_OPEN, rectKernel(thick, 1), mat);
+    const thickAcross = this.open(box, 1, thick, mat), thickDown = this.open(box, thick, 1, mat);
     const thinAcross = mat(), thinDown = mat(), frame = mat(), rest = mat();
     cv.subtract(across, thickAcross, thinAcross);
     cv.subtract(down, thickDown, thinDown);
@@ -401,18 +406,17 @@ export class DigitFinder {
       cv.warpAffine(binary, level, turn, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT, new cv.Scalar(0));
       turn.delete();
     }
-    const longRuns = openRows(level, length, mat);
+    const longRuns = openRows(level, length | 1, mat);
     if (!cv.countNonZero(longRuns)) return null;
-    const thick = extent => this.morph(level, cv.MORPH_OPEN, cv.getStructuringElement(cv.MORPH_RECT, new cv.Size(1, extent)), mat);
     const rule = Math.max(3, Math.floor(height / 40));
     let lines = mat();
-    cv.subtract(longRuns, thick(rule), lines);
+    cv.subtract(longRuns, this.open(level, 1, rule, mat), lines);
     const printed = Math.trunc(PRINTED * stroke());
     if (printed > rule) {  // a line across FULL_LINE of the image: printed where it is thinner than PRINTED of a pen
-      const full = openRows(longRuns, Math.trunc(FULL_LINE * width), mat);
+      const full = openRows(longRuns, Math.trunc(FULL_LINE * width) | 1, mat);
       if (cv.countNonZero(full)) {
         const thin = mat(), both = mat();
-        cv.subtract(full, thick(printed), thin);
+        cv.subtract(full, this.open(level, 1, printed, mat), thin);
         cv.bitwise_or(lines, thin, both);
         lines = both;
       }
