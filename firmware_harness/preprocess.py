@@ -41,7 +41,9 @@ SHEET_BORDER = 0.5  # a sheet on a desk: the darker side of the photo holds at l
 SHEET_AREA = 0.2  # the sheet (its largest light region) at least this much of the frame,
 SHEET_SOLID = 0.9  # it fills this much of its convex hull (a sheet is convex),
 SHEET_ALONE = 0.25  # and the other light regions are smaller than this fraction of it (not a 0's hole in a scan)
-EDGE_CUT = 0.1  # marks touching the frame's edge and smaller than this fraction of its short side are dropped
+SHEET_SHADE = 1 / 8  # light from dark by each side's tone within this much of the frame (a shadow's slope is wider)
+EDGE_CUT = 0.1  # marks touching the frame's edge and smaller than this fraction of its short side are dropped,
+SLIVER = 0.25  # and so are those up to twice that long that are thinner than this fraction of their length
 BOX_SIDE = 0.8  # a form box: straight lines along all four sides of its rectangle, each this much of the side
 BOX_LINE = 0.12  # ... whose lines are no thicker than this fraction of its short side
 HAIRLINE = 0.1  # strokes thinner than this fraction of a frame-sized mark's short side are a texture's
@@ -184,17 +186,22 @@ def on_the_sheet(gray: np.ndarray) -> np.ndarray:
     """A photo of a sheet lying on a darker desk, with the desk painted over in the sheet's own tone; any other
     image as it is.
 
-    The sheet is the largest light region (Otsu at a quarter of the size) when the dark side holds most of the
-    frame's border, little else is light and its edge is a step of MIN_CONTRAST. Its convex hull, shrunk by
-    two pixels at that scale, is what is read: the desk's grain, the wedges between the sheet's edges and the
-    frame's, and the sheet's own edges are never taken for ink.
+    The sheet is the largest light region when the dark side holds most of the frame's border, little else is
+    light and its edge is a step of MIN_CONTRAST. Light is Otsu's side at a quarter of the size, then each pixel
+    goes to the side whose tone near it is closer, so that a shadow across the sheet does not cut its shaded
+    part off. Its convex hull, shrunk by two pixels at that scale, is what is read: the desk's grain, the
+    wedges between the sheet's edges and the frame's, and the sheet's own edges are never taken for ink.
     """
     height, width = gray.shape
     small = cv2.resize(gray, (max(width // 4, 1), max(height // 4, 1)), interpolation=cv2.INTER_AREA)
     light = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
     border = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])
-    if min(small.shape) < 8 or np.mean(border == 0) < SHEET_BORDER:
+    if min(small.shape) < 8 or np.mean(border == 0) < SHEET_BORDER or not light.any():
         return gray
+    reach = max(small.shape) * SHEET_SHADE  # how far a side's tone is carried: well within a shadow's slope
+    sheet_tone, desk_tone = _local_tone(small, light > 0, reach), _local_tone(small, light == 0, reach)
+    known = np.isfinite(sheet_tone) & np.isfinite(desk_tone)
+    light = np.where(known, 2 * small.astype(np.float32) > sheet_tone + desk_tone, light > 0).astype(np.uint8) * 255
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
     if count < 2:
         return gray
@@ -210,13 +217,19 @@ def on_the_sheet(gray: np.ndarray) -> np.ndarray:
     beyond, within = cv2.dilate(filled, np.ones((5, 5), np.uint8)) - filled, filled - inside
     if not inside.any() or not beyond.any() or np.median(small[within > 0]) - np.median(small[beyond > 0]) < MIN_CONTRAST:
         return gray  # no edge: the light falling off across one sheet, not a sheet's edge on a desk
-    sigma = max(small.shape) / 4  # the sheet's tone near each desk pixel: its shading carried on past its edge
-    weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
-    tone = cv2.GaussianBlur(small.astype(np.float32) * inside, (0, 0), sigma) / np.maximum(weight, 1e-6)
-    tone = np.where(weight > 1e-6, tone, float(np.median(small[inside > 0])))
+    tone = _local_tone(small, inside > 0, max(small.shape) / 4)  # the sheet's shading carried on past its edge
+    tone = np.where(np.isfinite(tone), tone, float(np.median(small[inside > 0])))
     inside = cv2.resize(inside, (width, height), interpolation=cv2.INTER_NEAREST)
     tone = cv2.resize(tone, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.where(inside > 0, gray, np.clip(tone, 0, 255).astype(np.uint8))
+
+
+def _local_tone(image: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
+    """The mean of `image` over the pixels `where` is true, weighted by a Gaussian of `sigma` around each pixel
+    (float32; inf where none is near)."""
+    weight = cv2.GaussianBlur(where.astype(np.float32), (0, 0), sigma)
+    total = cv2.GaussianBlur(np.where(where, image, 0).astype(np.float32), (0, 0), sigma)
+    return np.where(weight > 1e-6, total / np.maximum(weight, 1e-6), np.inf).astype(np.float32)
 
 
 def _without_edge_regions(binary: np.ndarray) -> np.ndarray:
@@ -474,6 +487,8 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
         touches = x == 0 or y == 0 or x + w == width or y + h == height
         if touches and max(w, h) < EDGE_CUT * min(height, width):
             continue  # a small mark cut by the frame's edge: grain, or a digit half out of the picture
+        if touches and min(w, h) < SLIVER * max(w, h) and max(w, h) < 2 * EDGE_CUT * min(height, width):
+            continue  # a sliver cut by the edge: grain, or the stroke of a digit out of the picture (4, 7 or 1?)
         if touches and _along_border(labels, i) > 0.4 and not _digit_like(labels, stats, i, flat.shape):
             continue  # a page edge, the desk or a shadow beyond the page, a texture
         blobs.append(_Blob(x, y, x + w, y + h, [int(i)]))

@@ -83,6 +83,35 @@ def test_digit_free_photos_show_no_digit(reader):
     assert len(shown) <= 1, shown
 
 
+def test_a_sheet_under_a_shadow_is_found_to_its_shaded_corner():
+    """A hand's shadow darkens the sheet's far corner below the desk's lit side: the whole sheet is still the
+    sheet (its shaded corner kept as it is), and the desk round it is painted over (before, one split of the whole
+    photo cut the corner off, the sheet's edge there was no step, and the desk's grain was read)."""
+    height, width = 480, 640
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    desk = 110 + 12 * np.sin(xx / 3.0)  # grain along the desk
+    sheet = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(sheet, np.int32([[130, 60], [580, 70], [620, 420], [110, 400]]), 1)
+    shade = 1 - 0.5 * np.clip((1 - xx / width + yy / height) / 2, 0, 1)  # darkest towards the lower left
+    photo = np.clip(np.where(sheet > 0, 190.0, desk) * shade, 0, 255).astype(np.uint8)
+    assert photo[390, 125] < photo[sheet == 0].max()  # the sheet's shaded corner is darker than the lit desk
+    seen = preprocess.on_the_sheet(photo)
+    assert seen[390, 125] == photo[390, 125] and seen[240, 320] == photo[240, 320]  # the sheet, corner included
+    assert abs(int(seen[240, 20]) - int(photo[240, 140])) < 20  # the desk in the sheet's tone near it
+
+
+def test_a_sliver_cut_by_the_frame_edge_is_not_a_digit_and_a_cut_digit_is():
+    """A streak of grain running out of the picture is a thin mark cut by the edge, as the stem of a 4 or a 7
+    whose rest is out of the picture would be: not read. A digit of the row cut by the same edge still is."""
+    photo = np.full((480, 640), 200, np.uint8)
+    cv2.line(photo, (320, 425), (322, 479), 60, 6)  # 6 px wide, 55 px long, into the bottom edge
+    assert preprocess.find_digits(photo) == []
+    cv2.line(photo, (0, 300), (60, 300), 60, 8)  # a 4 whose stem and bar run into the left edge, 80 px tall
+    cv2.line(photo, (40, 240), (40, 320), 60, 8)
+    cv2.line(photo, (0, 300), (25, 240), 60, 8)
+    assert [d.box[0] for d in preprocess.find_digits(photo)] == [0]
+
+
 def test_long_tilted_lines_are_removed_and_the_digit_strokes_kept():
     """A rule at 7° and a margin at 97° across a drawn 1 and 7: the lines go, the strokes stay."""
     binary = np.zeros((300, 400), np.uint8)

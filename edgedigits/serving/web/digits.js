@@ -14,7 +14,9 @@ const SHEET_BORDER = 0.5;
 const SHEET_AREA = 0.2;
 const SHEET_SOLID = 0.9;
 const SHEET_ALONE = 0.25;
+const SHEET_SHADE = 1 / 8;
 const EDGE_CUT = 0.1;
+const SLIVER = 0.25;
 const BOX_SIDE = 0.8;
 const BOX_LINE = 0.12;
 const HAIRLINE = 0.1;
@@ -123,7 +125,14 @@ export class DigitFinder {
     let dark = 0;
     for (let c = 0; c < cols; c++) dark += (B[c] === 0) + (B[(rows - 1) * cols + c] === 0);
     for (let r = 0; r < rows; r++) dark += (B[r * cols] === 0) + (B[r * cols + cols - 1] === 0);
-    if (Math.min(rows, cols) < 8 || dark / (2 * (rows + cols)) < SHEET_BORDER) return gray;
+    if (Math.min(rows, cols) < 8 || dark / (2 * (rows + cols)) < SHEET_BORDER || !cv.countNonZero(light)) return gray;
+    // each pixel to the side whose tone near it is closer: a shadow across the sheet does not cut its shaded part off
+    const reach = Math.max(rows, cols) * SHEET_SHADE;
+    const sheetTone = this.localTone(small, B.map(v => v > 0), reach, mat);
+    const deskTone = this.localTone(small, B.map(v => v === 0), reach, mat);
+    for (let p = 0; p < B.length; p++) {
+      if (Number.isFinite(sheetTone[p]) && Number.isFinite(deskTone[p])) B[p] = 2 * Q[p] > sheetTone[p] + deskTone[p] ? 255 : 0;
+    }
     const labels = mat(), stats = mat(), centroids = mat();
     const count = cv.connectedComponentsWithStats(light, labels, stats, centroids, 8, cv.CV_32S);
     if (count < 2) return gray;
@@ -165,20 +174,28 @@ export class DigitFinder {
     }
     // no edge: the light falling off across one sheet, not a sheet's edge on a desk
     if (!sheet.length || !beyond.length || median(within) - median(beyond) < MIN_CONTRAST) return gray;
-    const sigma = Math.max(rows, cols) / 4;
-    const ones = mat(), masked = mat(rows, cols, cv.CV_32FC1), weight = mat(), blurred = mat();
-    inside.convertTo(ones, cv.CV_32F);
-    for (let p = 0; p < I.length; p++) masked.data32F[p] = I[p] ? Q[p] : 0;
-    cv.GaussianBlur(ones, weight, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
-    cv.GaussianBlur(masked, blurred, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
-    const tone = mat(rows, cols, cv.CV_32FC1), W = weight.data32F, V = blurred.data32F, fallback = median(sheet);
-    for (let p = 0; p < I.length; p++) tone.data32F[p] = W[p] > 1e-6 ? V[p] / Math.max(W[p], 1e-6) : fallback;
+    // the sheet's shading carried on past its edge
+    const near = this.localTone(small, I.map(v => v > 0), Math.max(rows, cols) / 4, mat), fallback = median(sheet);
+    const tone = mat(rows, cols, cv.CV_32FC1);
+    for (let p = 0; p < I.length; p++) tone.data32F[p] = Number.isFinite(near[p]) ? near[p] : fallback;
     const insideFull = this.resize(inside, width, height, cv.INTER_NEAREST, mat);
     const toneFull = this.resize(tone, width, height, cv.INTER_LINEAR, mat);
     const out = mat(), G = gray.data, M = insideFull.data, T = toneFull.data32F;
     gray.copyTo(out);
     for (let p = 0; p < G.length; p++) if (!M[p]) out.data[p] = Math.trunc(Math.min(Math.max(T[p], 0), 255));
     return out;
+  }
+
+  // The mean of the 8-bit `image` over the pixels where `where` (one 0/1 per pixel) is set, weighted by a Gaussian of
+  // `sigma` round each pixel; Infinity where none is near (_local_tone).
+  localTone(image, where, sigma, mat) {
+    const cv = this.cv, rows = image.rows, cols = image.cols, Q = image.data;
+    const ones = mat(rows, cols, cv.CV_32FC1), masked = mat(rows, cols, cv.CV_32FC1), weight = mat(), total = mat();
+    for (let p = 0; p < where.length; p++) { ones.data32F[p] = where[p] ? 1 : 0; masked.data32F[p] = where[p] ? Q[p] : 0; }
+    cv.GaussianBlur(ones, weight, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
+    cv.GaussianBlur(masked, total, new cv.Size(0, 0), sigma, sigma, cv.BORDER_DEFAULT);
+    const W = weight.data32F, T = total.data32F;
+    return Float32Array.from(W, (w, p) => w > 1e-6 ? T[p] / Math.max(w, 1e-6) : Infinity);
   }
 
   // Ink is the thinner side (bright_ink in preprocess.py); where both are as wide, the stronger thin strokes.
@@ -472,6 +489,7 @@ export class DigitFinder {
       const [x, y, w, h, area] = S.slice(i * 5, i * 5 + 5);
       const touches = x === 0 || y === 0 || x + w === width || y + h === height;
       if (touches && Math.max(w, h) < EDGE_CUT * Math.min(height, width)) continue;
+      if (touches && Math.min(w, h) < SLIVER * Math.max(w, h) && Math.max(w, h) < 2 * EDGE_CUT * Math.min(height, width)) continue;
       if (touches && alongBorder(L, width, height, i) > 0.4 && !this.digitLike(L, S, i, height, width, count, mat)) continue;
       blobs.push({x0: x, y0: y, x1: x + w, y1: y + h, labels: [i]});
     }
