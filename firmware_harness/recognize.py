@@ -52,9 +52,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+WORD_GAP = 0.5  # marks of one line closer than this many of the taller one's height are one word
+TEXT_WORD = 3  # a word of at least this many marks, under half of them digits by the gate, is text
+
+
+def text_shares(found: list[Digit], digit_chance: np.ndarray) -> np.ndarray:
+    """For each mark, the share of its word's marks that the gate takes for digits (chance 0.5 or more) where
+    the word is text (TEXT_WORD marks or more, under half of them digits), else 1: an S, a Z or an O among
+    letters is a letter. Marks are in reading order; a word is a run of them on one line with small gaps."""
+    shares, start = np.ones(len(found)), 0
+    for k in range(1, len(found) + 1):
+        if k < len(found) and found[k].line == found[k - 1].line:
+            (x, _, w, h), (nx, _, _, nh) = found[k - 1].box, found[k].box
+            if nx - (x + w) < WORD_GAP * max(h, nh):
+                continue
+        share = float(np.mean(digit_chance[start:k] >= 0.5))
+        if k - start >= TEXT_WORD and share < 0.5:
+            shares[start:k] = share
+        start = k
+    return shares
+
+
 def classify(model: Model, found: list[Digit], gate: Model | None = None) -> Reading:
     """Run the found digits through the model as one batch. With a `gate`, each confidence is the chance
-    that the mark is a digit at all (the gate's) times the chance that it is this digit (the model's)."""
+    that the mark is a digit at all (the gate's) times the chance that it is this digit (the model's), and
+    in a word of letters (`text_shares`) times the share of digits in it."""
     if not found:
         return Reading("", [], [], np.zeros((0, 28, 28), np.uint8))
     crops = np.stack([d.image for d in found])
@@ -62,7 +84,8 @@ def classify(model: Model, found: list[Digit], gate: Model | None = None) -> Rea
     best = probabilities.argmax(axis=1)
     confidences = probabilities[np.arange(len(best)), best]
     if gate is not None:
-        confidences = confidences * softmax(gate.predict(crops))[:, contract.GATE_DIGIT]
+        digit_chance = softmax(gate.predict(crops))[:, contract.GATE_DIGIT]
+        confidences = confidences * digit_chance * text_shares(found, digit_chance)
     return Reading(
         digits="".join(model.labels[int(d)] for d in best),
         confidences=[float(p) for p in confidences],

@@ -315,7 +315,8 @@ def test_a_model_file_name_is_text_on_the_page(tmp_path, shipped_model):
 @needs_browser
 def test_the_page_weighs_confidences_by_the_digit_gate_as_python_does(server, browser, shipped_model):
     """Letters beside digits: the page's confidences are Python's (the gate's chance of a digit at all
-    times the model's), so the letters fall below 0.9 in the browser too."""
+    times the model's), so the letters fall below 0.9 in the browser too; and a printed word of letters is text
+    there as in Python, its digit-like letters with it."""
     page = cv2.imread(str(REPO / "tests" / "data" / "letters" / "triplex_AB_12.png"), cv2.IMREAD_GRAYSCALE)
     model = Model(shipped_model)
     python = recognize.read(model, page, recognize.gate_for(model))
@@ -323,10 +324,17 @@ def test_the_page_weighs_confidences_by_the_digit_gate_as_python_does(server, br
     reading = visit.page.evaluate("""async url => {
         const image = new Image(); image.src = url; await image.decode();
         return await window.edgedigits.read(image); }""", web_page.png_url(page))
-    visit.close()
     assert reading["digits"] == python.digits
     assert np.allclose(reading["confidences"], python.confidences, atol=1e-4), (reading, python.confidences)
     assert max(python.confidences[:2]) < 0.9 <= min(python.confidences[2:])
+    words = scenes.blank_scene("text", np.random.default_rng(3))  # a printed word of letters: text, as in Python
+    python = recognize.read(model, words, recognize.gate_for(model))
+    reading = visit.page.evaluate("""async url => {
+        const image = new Image(); image.src = url; await image.decode();
+        return await window.edgedigits.read(image); }""", web_page.png_url(words))
+    visit.close()
+    assert len(python.digits) == 10 and max(python.confidences) < 0.5
+    assert np.allclose(reading["confidences"], python.confidences, atol=1e-4), (reading, python.confidences)
 
 
 def test_the_page_has_the_digit_gate_only_for_a_model_of_the_digits(tmp_path, shipped_model):

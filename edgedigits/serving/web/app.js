@@ -75,6 +75,26 @@ async function classify(compiled, output, crop) {
   return probabilities;
 }
 
+const WORD_GAP = 0.5;  // marks of one line closer than this many of the taller one's height are one word
+const TEXT_WORD = 3;  // a word of at least this many marks, under half of them digits by the gate, is text
+
+// For each mark, the share of its word's marks the gate takes for digits where the word is text, else 1: an S,
+// a Z or an O among letters is a letter (recognize.text_shares).
+function textShares(found, chances) {
+  const shares = found.map(() => 1);
+  let start = 0;
+  for (let k = 1; k <= found.length; k++) {
+    if (k < found.length && found[k].line === found[k - 1].line) {
+      const [x, , w, h] = found[k - 1].box, [nx, , , nh] = found[k].box;
+      if (nx - (x + w) < WORD_GAP * Math.max(h, nh)) continue;
+    }
+    const share = chances.slice(start, k).filter(c => c >= 0.5).length / (k - start);
+    if (k - start >= TEXT_WORD && share < 0.5) shares.fill(share, start, k);
+    start = k;
+  }
+  return shares;
+}
+
 let queue = Promise.resolve();  // one read at a time: the compiled model is not re-entrant
 
 async function read(source) {
@@ -82,18 +102,20 @@ async function read(source) {
   const [imageData, factor] = imageDataOf(source);
   const job = queue.then(async () => {
     const found = model.finder.find(imageData);
-    const reading = {digits: "", confidences: [], boxes: [], lines: [], crops: []};
+    const reading = {digits: "", confidences: [], boxes: [], lines: [], crops: []}, chances = [];
     for (const digit of found) {
       const p = await classify(model.compiled, model.description.output, digit.image);
       const best = p.indexOf(Math.max(...p));
       const gate = model.description.gate;  // the chance that the mark is a digit at all, as in the harness
       const isDigit = model.gate ? (await classify(model.gate, gate.output, digit.image))[gate.digit] : 1;
+      chances.push(isDigit);
       reading.digits += model.description.labels[best];
       reading.confidences.push(p[best] * isDigit);
       reading.boxes.push(factor === 1 ? digit.box : digit.box.map(v => Math.round(v / factor)));
       reading.lines.push(digit.line);
       reading.crops.push(digit.image);
     }
+    if (model.gate) textShares(found, chances).forEach((share, k) => { reading.confidences[k] *= share; });
     return reading;
   });
   queue = job.catch(() => {});
