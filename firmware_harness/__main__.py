@@ -53,7 +53,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         test = mnist.DigitData(test.x_test[: args.limit], test.y_test[: args.limit], source=test.source,
                                is_mnist=test.is_mnist)
     settings = bench.BenchSettings(warmup=args.warmup, runs=args.runs, instances=args.instances, threads=args.threads,
-                                   backend=args.backend, kernels=args.kernels)
+                                   backend=args.backend, kernels=args.kernels, photos=args.photos)
     result = bench.run(models, test, settings)
     table = bench.markdown(result)
     print(table, end="")
@@ -266,6 +266,8 @@ def build_parser(prog: str = "python -m firmware_harness") -> argparse.ArgumentP
     bench.add_argument("--kernels", choices=list(KERNELS), default="xnnpack",
                        help="the interpreter's kernels: int8 accuracy depends on them")
     bench.add_argument("--limit", type=int, help="use only the first N test images")
+    bench.add_argument("--photos", type=int, default=20,
+                       help="640x480 photos read through the whole path (finder, model, gate) and timed; 0: none")
     bench.add_argument("--json", type=Path, help="write {device, rows} JSON here")
     bench.add_argument("--markdown", type=Path, help="write the Markdown table here")
     bench.set_defaults(func=cmd_bench)
@@ -340,8 +342,9 @@ def _positive(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1 (got {value})")
-    if getattr(args, "warmup", 0) < 0:
-        raise UserError("--warmup must be 0 or more")
+    for name in ("warmup", "photos"):
+        if getattr(args, name, 0) < 0:
+            raise UserError(f"--{name} must be 0 or more (got {getattr(args, name)})")
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m firmware_harness") -> int:

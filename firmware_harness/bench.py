@@ -13,6 +13,11 @@ Method (also in the README):
   * end-to-end: from a uint8 28x28 image to the predicted digit: quantize (or scale
     to [0, 1] for float models) + set_tensor + invoke + get_tensor + dequantize + argmax.
   p50/p90/p99/mean in microseconds; images/s = 1e6 / end-to-end mean.
+- the reading path: `photos` photo-sized scenes (640x480, a row of five test digits as dark
+  ink on uneven paper with sensor noise) read as `predict` reads them: the finder, the model
+  and, for a model of the digits, the digit gate; each photo timed, after two untimed, in
+  milliseconds: the whole read (`photo_ms`) and the finder's part of it (`finder_ms`); and the
+  share of rows read exactly (`photo_exact`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from firmware_harness import mnist
+from firmware_harness import mnist, recognize
 from firmware_harness.device import machine_info
 from firmware_harness.errors import UserError
+from firmware_harness.preprocess import find_digits
 from firmware_harness.runtime import Model
+
+PHOTO_SIZE = (480, 640)  # rows, columns: a phone camera's preview, and the camera loop's default
+PHOTO_DIGITS = 5
 
 
 @dataclass
@@ -39,6 +49,7 @@ class BenchSettings:
     threads: int = 1
     backend: str | None = None
     kernels: str = "xnnpack"  # runtime.KERNELS
+    photos: int = 20  # photo-sized scenes read through the whole path; 0 leaves it out
 
 
 def percentiles(samples_ns: np.ndarray, keys=("p50", "p90", "p99")) -> dict:
@@ -97,7 +108,56 @@ def bench_models(paths: list[Path], test: mnist.DigitData, settings: BenchSettin
             "instances": settings.instances,
             "warmup": settings.warmup,
         })
+    if settings.photos:
+        photos, texts = reading_photos(test, settings.photos)
+        for row, model in zip(rows, models):
+            row.update(time_reading(model, photos, texts))
     return in_order
+
+
+def reading_photos(test: mnist.DigitData, count: int, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """`count` 640x480 gray photos, each a row of PHOTO_DIGITS test digits (70-100 px tall) as dark ink on
+    paper lit unevenly, with sensor noise; and the labels each row spells."""
+    rng = np.random.default_rng(seed)
+    height, width = PHOTO_SIZE
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    photos, texts = [], []
+    for _ in range(count):
+        tilt = rng.uniform(-1, 1, 2)
+        paper = 205 + 30 * (tilt[0] * (xx / width - 0.5) + tilt[1] * (yy / height - 0.5))
+        ink = np.zeros(PHOTO_SIZE, np.float32)
+        side, top = int(rng.integers(70, 100)), int(rng.integers(60, height - 160))
+        chosen = rng.choice(len(test.x_test), min(PHOTO_DIGITS, len(test.x_test)), replace=False)
+        texts.append("".join(str(int(test.y_test[i])) for i in chosen))
+        for k, i in enumerate(chosen):
+            left = 40 + k * (width - 80) // PHOTO_DIGITS + int(rng.integers(0, 20))
+            ink[top:top + side, left:left + side] = cv2.resize(test.x_test[i], (side, side)) / 255.0
+        photo = paper * (1 - 0.8 * ink) + rng.normal(0, 4, PHOTO_SIZE)
+        photos.append(np.clip(photo, 0, 255).astype(np.uint8))
+    return photos, texts
+
+
+def time_reading(model: Model, photos: list[np.ndarray], texts: list[str]) -> dict:
+    """Milliseconds per photo of the whole reading path (finder, model, and gate for a model of the digits),
+    p50 and p90, and the finder's p50, the first two photos untimed (warm-up); and the share of rows read
+    exactly."""
+    gate = recognize.gate_for(model)
+    whole, finder, exact = [], [], 0
+    for k, photo in enumerate(photos[:2] + photos):
+        started = time.perf_counter_ns()
+        found = find_digits(photo)
+        found_at = time.perf_counter_ns()
+        reading = recognize.classify(model, found, gate)
+        if k >= 2:
+            whole.append(time.perf_counter_ns() - started)
+            finder.append(found_at - started)
+            exact += reading.digits == texts[k - 2]
+    whole_ms, finder_ms = np.array(whole) / 1e6, np.array(finder) / 1e6
+    return {"photo_ms": {"p50": round(float(np.percentile(whole_ms, 50)), 2),
+                         "p90": round(float(np.percentile(whole_ms, 90)), 2)},
+            "finder_ms": {"p50": round(float(np.percentile(finder_ms, 50)), 2)},
+            "photos": len(photos), "photo_size": list(PHOTO_SIZE), "gate": gate is not None,
+            "photo_exact": round(exact / len(photos), 4)}
 
 
 def bench_model(path: str | Path, test: mnist.DigitData, settings: BenchSettings) -> dict:
@@ -144,20 +204,22 @@ def markdown(result: dict) -> str:
         f"numpy {d['numpy']}, backend {d['backend']}",
         "",
         "| model | input | backend | bytes | gzip | params | MACs | accuracy | images | invoke p50 µs | p90 | p99 "
-        "| mean | e2e p50 µs | images/s | threads |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mean | e2e p50 µs | images/s | photo p50 ms | finder ms | rows exact | threads |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         if "error" in r:
-            lines.append(f"| {r['model']} | not measured: {r['error'].replace('|', '/')} |" + " |" * 14)
+            lines.append(f"| {r['model']} | not measured: {r['error'].replace('|', '/')} |" + " |" * 17)
             continue
         inv = r["invoke_us"]
+        photo = (f"{r['photo_ms']['p50']:.1f}{'' if r['gate'] else ' (no gate)'} | {r['finder_ms']['p50']:.1f} | "
+                 f"{r['photo_exact']:.0%}" if "photo_ms" in r else "– | – | –")
         lines.append(
             f"| {r['model']} | {r['input_dtype']} | {r['backend']} {r['backend_version']}"
             f"{'' if r.get('kernels', 'xnnpack') == 'xnnpack' else ' ' + r['kernels']} | {r['bytes']:,} | "
             f"{r['gzip_bytes']:,} | {r['params']:,} | {r['macs']:,} | {r['accuracy']:.2%} | {r['n_eval']:,} | "
             f"{inv['p50']:.1f} | {inv['p90']:.1f} | {inv['p99']:.1f} | {inv['mean']:.1f} | {r['e2e_us']['p50']:.1f} | "
-            f"{r['images_per_s']:,.0f} | {r['threads']} |"
+            f"{r['images_per_s']:,.0f} | {photo} | {r['threads']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -39,6 +39,17 @@ def test_json_has_every_field(bench_run):
     assert row["e2e_us"]["p50"] >= row["invoke_us"]["p50"]
 
 
+def test_the_whole_reading_path_is_timed_on_photos(bench_run):
+    """20 photo-sized rows read as predict reads them (finder, model, gate): a time per photo that holds the
+    finder's, and rows of clean MNIST test digits on paper read right."""
+    _, data, markdown = bench_run
+    (row,) = data["rows"]
+    assert row["photos"] == 20 and row["photo_size"] == [480, 640] and row["gate"]
+    assert 0 < row["finder_ms"]["p50"] < row["photo_ms"]["p50"] <= row["photo_ms"]["p90"]
+    assert row["photo_exact"] >= 0.9, row["photo_exact"]
+    assert "| photo p50 ms | finder ms | rows exact |" in markdown
+
+
 def test_table_is_printed_and_written(bench_run):
     result, data, markdown = bench_run
     assert result.stdout == markdown
@@ -80,6 +91,7 @@ def test_edgedigits_bench_forwards_and_defaults_to_the_shipped_model(mnist_path,
     (["--data", "nowhere.npz"], "data not found"),
     (["--runs", "0"], "--runs must be at least 1"),
     (["--instances", "0"], "--instances must be at least 1"),
+    (["--photos", "-1"], "--photos must be 0 or more"),
 ])
 def test_bench_errors_are_one_line(args, fragment, mnist_path, tmp_path):
     data = [] if "--data" in args else ["--data", str(mnist_path)]
