@@ -186,11 +186,11 @@ def on_the_sheet(gray: np.ndarray) -> np.ndarray:
     """A photo of a sheet lying on a darker desk, with the desk painted over in the sheet's own tone; any other
     image as it is.
 
-    The sheet is the largest light region when the dark side holds most of the frame's border, little else is
-    light and its edge is a step of MIN_CONTRAST. Light is Otsu's side at a quarter of the size, then each pixel
-    goes to the side whose tone near it is closer, so that a shadow across the sheet does not cut its shaded
-    part off. Its convex hull, shrunk by two pixels at that scale, is what is read: the desk's grain, the
-    wedges between the sheet's edges and the frame's, and the sheet's own edges are never taken for ink.
+    When the dark side (Otsu's, at a quarter of the size) holds most of the frame's border, the light is split
+    from the dark again by each pixel's side whose tone near it is closer, so that a shadow across the sheet
+    does not cut its shaded part off; the sheet is found in that split (`_sheet`), else in Otsu's. Its convex
+    hull, shrunk by two pixels at that scale, is what is read: the desk's grain, the wedges between the sheet's
+    edges and the frame's, and the sheet's own edges are never taken for ink.
     """
     height, width = gray.shape
     small = cv2.resize(gray, (max(width // 4, 1), max(height // 4, 1)), interpolation=cv2.INTER_AREA)
@@ -200,28 +200,40 @@ def on_the_sheet(gray: np.ndarray) -> np.ndarray:
         return gray
     reach = max(small.shape) * SHEET_SHADE  # how far a side's tone is carried: well within a shadow's slope
     sheet_tone, desk_tone = _local_tone(small, light > 0, reach), _local_tone(small, light == 0, reach)
-    known = np.isfinite(sheet_tone) & np.isfinite(desk_tone)
-    light = np.where(known, 2 * small.astype(np.float32) > sheet_tone + desk_tone, light > 0).astype(np.uint8) * 255
+    shaded = np.where(np.isfinite(sheet_tone) & np.isfinite(desk_tone),
+                      2 * small.astype(np.float32) > sheet_tone + desk_tone, light > 0).astype(np.uint8) * 255
+    inside = _sheet(small, shaded)
+    if inside is None:
+        inside = _sheet(small, light)
+    if inside is None:
+        return gray
+    tone = _local_tone(small, inside > 0, max(small.shape) / 4)  # the sheet's shading carried on past its edge
+    tone = np.where(np.isfinite(tone), tone, float(np.median(small[inside > 0])))
+    inside = cv2.resize(inside, (width, height), interpolation=cv2.INTER_NEAREST)
+    tone = cv2.resize(tone, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.where(inside > 0, gray, np.clip(tone, 0, 255).astype(np.uint8))
+
+
+def _sheet(small: np.ndarray, light: np.ndarray) -> np.ndarray | None:
+    """The sheet's convex hull shrunk by two pixels (0/1), given a photo at a quarter of the size and its light
+    side (0/255): the largest light region, when it is SHEET_AREA of the frame, SHEET_SOLID of its hull, little
+    else is light and its edge is a step of MIN_CONTRAST; else None."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
     if count < 2:
-        return gray
+        return None
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     area = int(stats[i, cv2.CC_STAT_AREA])
     outline = cv2.findContours((labels == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
     hull = cv2.convexHull(np.vstack(outline))
     others = cv2.countNonZero(light) - area
     if area < SHEET_AREA * small.size or area < SHEET_SOLID * cv2.contourArea(hull) or others > SHEET_ALONE * area:
-        return gray
+        return None
     filled = cv2.fillConvexPoly(np.zeros_like(small), hull, 1)
     inside = cv2.erode(filled, np.ones((5, 5), np.uint8))
     beyond, within = cv2.dilate(filled, np.ones((5, 5), np.uint8)) - filled, filled - inside
     if not inside.any() or not beyond.any() or np.median(small[within > 0]) - np.median(small[beyond > 0]) < MIN_CONTRAST:
-        return gray  # no edge: the light falling off across one sheet, not a sheet's edge on a desk
-    tone = _local_tone(small, inside > 0, max(small.shape) / 4)  # the sheet's shading carried on past its edge
-    tone = np.where(np.isfinite(tone), tone, float(np.median(small[inside > 0])))
-    inside = cv2.resize(inside, (width, height), interpolation=cv2.INTER_NEAREST)
-    tone = cv2.resize(tone, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.where(inside > 0, gray, np.clip(tone, 0, 255).astype(np.uint8))
+        return None  # no edge: the light falling off across one sheet, not a sheet's edge on a desk
+    return inside
 
 
 def _local_tone(image: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:

@@ -130,12 +130,34 @@ export class DigitFinder {
     const reach = Math.max(rows, cols) * SHEET_SHADE;
     const sheetTone = this.localTone(small, B.map(v => v > 0), reach, mat);
     const deskTone = this.localTone(small, B.map(v => v === 0), reach, mat);
+    const shaded = mat(), H = shaded.data;
+    light.copyTo(shaded);
     for (let p = 0; p < B.length; p++) {
-      if (Number.isFinite(sheetTone[p]) && Number.isFinite(deskTone[p])) B[p] = 2 * Q[p] > sheetTone[p] + deskTone[p] ? 255 : 0;
+      if (Number.isFinite(sheetTone[p]) && Number.isFinite(deskTone[p])) H[p] = 2 * Q[p] > sheetTone[p] + deskTone[p] ? 255 : 0;
     }
+    const inside = this.sheet(small, shaded, mat) || this.sheet(small, light, mat);
+    if (!inside) return gray;
+    const I = inside.data, sheet = [];
+    for (let p = 0; p < I.length; p++) if (I[p]) sheet.push(Q[p]);
+    // the sheet's shading carried on past its edge
+    const near = this.localTone(small, I.map(v => v > 0), Math.max(rows, cols) / 4, mat), fallback = median(sheet);
+    const tone = mat(rows, cols, cv.CV_32FC1);
+    for (let p = 0; p < I.length; p++) tone.data32F[p] = Number.isFinite(near[p]) ? near[p] : fallback;
+    const insideFull = this.resize(inside, width, height, cv.INTER_NEAREST, mat);
+    const toneFull = this.resize(tone, width, height, cv.INTER_LINEAR, mat);
+    const out = mat(), G = gray.data, M = insideFull.data, T = toneFull.data32F;
+    gray.copyTo(out);
+    for (let p = 0; p < G.length; p++) if (!M[p]) out.data[p] = Math.trunc(Math.min(Math.max(T[p], 0), 255));
+    return out;
+  }
+
+  // The sheet's convex hull shrunk by two pixels (a 0/1 Mat) in a quarter-size photo, given its light side (0/255):
+  // the largest light region, large, solid, nearly alone and with a step at its edge; else null (_sheet).
+  sheet(small, light, mat) {
+    const cv = this.cv, rows = small.rows, cols = small.cols, Q = small.data, B = light.data;
     const labels = mat(), stats = mat(), centroids = mat();
     const count = cv.connectedComponentsWithStats(light, labels, stats, centroids, 8, cv.CV_32S);
-    if (count < 2) return gray;
+    if (count < 2) return null;
     const S = stats.data32S, L = labels.data32S;
     let i = 1;
     for (let k = 2; k < count; k++) if (S[k * 5 + 4] > S[i * 5 + 4]) i = k;
@@ -155,7 +177,7 @@ export class DigitFinder {
     const outline = cv.matFromArray(points.length / 2, 1, cv.CV_32SC2, points), hull = mat();
     cv.convexHull(outline, hull, false, true);
     outline.delete();
-    if (area < SHEET_AREA * rows * cols || area < SHEET_SOLID * cv.contourArea(hull) || lit - area > SHEET_ALONE * area) return gray;
+    if (area < SHEET_AREA * rows * cols || area < SHEET_SOLID * cv.contourArea(hull) || lit - area > SHEET_ALONE * area) return null;
     const filled = mat(rows, cols, cv.CV_8UC1, new cv.Scalar(0));
     cv.fillConvexPoly(filled, hull, new cv.Scalar(1));
     const grown = (op, k) => {
@@ -166,24 +188,16 @@ export class DigitFinder {
     };
     const inside = mat(rows, cols, cv.CV_8UC1), I = inside.data, F = filled.data;
     I.set(grown(cv.erode, 5));
-    const far = grown(cv.dilate, 5), sheet = [], within = [], beyond = [];
+    const far = grown(cv.dilate, 5), within = [], beyond = [];
+    let any = false;
     for (let p = 0; p < I.length; p++) {
-      if (I[p]) sheet.push(Q[p]);
+      any = any || I[p] > 0;
       if (F[p] && !I[p]) within.push(Q[p]);
       if (far[p] && !F[p]) beyond.push(Q[p]);
     }
     // no edge: the light falling off across one sheet, not a sheet's edge on a desk
-    if (!sheet.length || !beyond.length || median(within) - median(beyond) < MIN_CONTRAST) return gray;
-    // the sheet's shading carried on past its edge
-    const near = this.localTone(small, I.map(v => v > 0), Math.max(rows, cols) / 4, mat), fallback = median(sheet);
-    const tone = mat(rows, cols, cv.CV_32FC1);
-    for (let p = 0; p < I.length; p++) tone.data32F[p] = Number.isFinite(near[p]) ? near[p] : fallback;
-    const insideFull = this.resize(inside, width, height, cv.INTER_NEAREST, mat);
-    const toneFull = this.resize(tone, width, height, cv.INTER_LINEAR, mat);
-    const out = mat(), G = gray.data, M = insideFull.data, T = toneFull.data32F;
-    gray.copyTo(out);
-    for (let p = 0; p < G.length; p++) if (!M[p]) out.data[p] = Math.trunc(Math.min(Math.max(T[p], 0), 255));
-    return out;
+    if (!any || !beyond.length || median(within) - median(beyond) < MIN_CONTRAST) return null;
+    return inside;
   }
 
   // The mean of the 8-bit `image` over the pixels where `where` (one 0/1 per pixel) is set, weighted by a Gaussian of
