@@ -37,7 +37,7 @@ from firmware_harness.errors import UserError
 from firmware_harness.preprocess import find_digits
 from firmware_harness.runtime import Model
 
-PHOTO_SIZE = (480, 640)  # rows, columns: a phone camera's preview, and the camera loop's default
+PHOTO_SIZE = (480, 640)  # rows, columns: a phone camera's preview, and the Pi camera's frame in `camera`
 PHOTO_DIGITS = 5
 
 

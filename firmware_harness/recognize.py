@@ -11,6 +11,9 @@ from firmware_harness import contract
 from firmware_harness.preprocess import Digit, find_digits
 from firmware_harness.runtime import Model, load_gate
 
+WORD_GAP = 0.5  # marks of one line closer than this many of the taller one's height are one word
+TEXT_WORD = 3  # a word of at least this many marks, under half of them digits by the gate, is text
+
 
 @dataclass
 class Reading:
@@ -50,10 +53,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-WORD_GAP = 0.5  # marks of one line closer than this many of the taller one's height are one word
-TEXT_WORD = 3  # a word of at least this many marks, under half of them digits by the gate, is text
 
 
 def text_shares(found: list[Digit], digit_chance: np.ndarray) -> np.ndarray:
