@@ -45,3 +45,20 @@ def test_any_other_input_quantization_is_computed_from_scale_and_zero_point(ship
     kotlin, swift = app_snippets.kotlin("odd", odd), app_snippets.swift("odd", odd)
     assert "((p / 255f) / 0.005f + (3)).roundToInt().coerceIn(-128, 127).toByte()" in kotlin
     assert "Float($0) / 255 / 0.005).rounded()) + (3), -128), 127)" in swift and "Int8(Int($0) - 128)" not in swift
+
+
+def test_the_swift_and_micro_snippets_allocate_once_before_the_first_input(shipped_card):
+    """TensorFlowLiteSwift's copy(_:toInputAt:) throws before allocateTensors(), so the Swift snippet makes the
+    interpreter and allocates it once; the docs' TFLite Micro ReadDigit allocates once too, not on every read."""
+    import re
+
+    from conftest import REPO
+
+    swift = app_snippets.swift("edgedigits_int8", shipped_card)
+    made = swift.index("func makeDigitInterpreter()")
+    assert made < swift.index("try interpreter.allocateTensors()") < swift.index("func readDigit(")
+    assert 'forResource: "edgedigits_int8", ofType: "tflite"' in swift
+    assert swift.count("allocateTensors()") == 1 and "Interpreter(modelPath: path)" in swift
+    micro = re.search(r"```cpp\n(.*?)```", (REPO / "docs" / "microcontrollers.md").read_text(), re.S).group(1)
+    (call,) = [line for line in micro.splitlines() if "AllocateTensors()" in line]
+    assert call.strip().startswith("static const bool"), call

@@ -4,7 +4,19 @@
 import Foundation
 import TensorFlowLite
 
-/// pixels: 784 values 0-255, one 28x28 digit, white ink on black, framed as in MNIST.
+/// Once, at start-up: the interpreter with its tensors allocated (copying input in before that throws).
+func makeDigitInterpreter() throws -> Interpreter {
+    guard let path = Bundle.main.path(forResource: "edgedigits_int8", ofType: "tflite") else {
+        throw NSError(domain: "edgedigits", code: 1,
+                      userInfo: [NSLocalizedDescriptionKey: "edgedigits_int8.tflite is not in the app bundle"])
+    }
+    let interpreter = try Interpreter(modelPath: path)
+    try interpreter.allocateTensors()
+    return interpreter
+}
+
+/// pixels: 784 values 0-255, one 28x28 digit, white ink on black, framed as in MNIST; the interpreter from
+/// makeDigitInterpreter(), made once and kept.
 func readDigit(_ interpreter: Interpreter, pixels: [UInt8]) throws -> (digit: Int, logits: [Float]) {
     try interpreter.copy(Data(pixels.map { UInt8(bitPattern: Int8(Int($0) - 128)) }), toInputAt: 0)
     try interpreter.invoke()

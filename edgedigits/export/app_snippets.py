@@ -77,7 +77,8 @@ object {camel} {{
 
 
 def swift(name: str, card: dict) -> str:
-    """A Swift function readDigit(interpreter, 784 pixels) -> (digit, logits)."""
+    """Swift functions makeDigitInterpreter() (allocated once) and readDigit(interpreter, 784 pixels) -> (digit,
+    logits)."""
     data = SWIFT_INPUT[card["input"]["dtype"]].format()
     if card["input"]["dtype"] != "float32" and not _exact(card):  # any other input quantization: q = x / scale + zp
         kind, low, high = ("Int8", -128, 127) if card["input"]["dtype"] == "int8" else ("UInt8", 0, 255)
@@ -92,7 +93,19 @@ def swift(name: str, card: dict) -> str:
 import Foundation
 import TensorFlowLite
 
-/// pixels: 784 values 0-255, one 28x28 digit, white ink on black, framed as in MNIST.
+/// Once, at start-up: the interpreter with its tensors allocated (copying input in before that throws).
+func makeDigitInterpreter() throws -> Interpreter {{
+    guard let path = Bundle.main.path(forResource: "{name}", ofType: "tflite") else {{
+        throw NSError(domain: "edgedigits", code: 1,
+                      userInfo: [NSLocalizedDescriptionKey: "{name}.tflite is not in the app bundle"])
+    }}
+    let interpreter = try Interpreter(modelPath: path)
+    try interpreter.allocateTensors()
+    return interpreter
+}}
+
+/// pixels: 784 values 0-255, one 28x28 digit, white ink on black, framed as in MNIST; the interpreter from
+/// makeDigitInterpreter(), made once and kept.
 func readDigit(_ interpreter: Interpreter, pixels: [UInt8]) throws -> (digit: Int, logits: [Float]) {{
     try interpreter.copy({data}, toInputAt: 0)
     try interpreter.invoke()
