@@ -93,3 +93,4 @@ def test_without_opencv_doctor_says_so_and_predict_fails_in_one_line(mnist_path,
     assert "Traceback" not in predict.stderr and len(predict.stderr.strip().splitlines()) == 1
     bench = without_cv2("bench", str(shipped_model), "--limit", "500", "--runs", "10", "--warmup", "1")
     assert bench.returncode == 0, bench.stderr  # bench needs no OpenCV
+    assert "warning: the reading path is not timed: OpenCV is not installed" in bench.stderr  # its photos do
