@@ -497,10 +497,9 @@ def _components(flat: np.ndarray, level: int) -> tuple[np.ndarray, list[_Blob], 
     for i in np.flatnonzero((areas >= min_area) & has_sure_ink):
         x, y, w, h, area = (int(v) for v in stats[i])
         touches = x == 0 or y == 0 or x + w == width or y + h == height
-        if touches and max(w, h) < EDGE_CUT * min(height, width):
-            continue  # a small mark cut by the frame's edge: grain, or a digit half out of the picture
-        if touches and min(w, h) < SLIVER * max(w, h) and max(w, h) < 2 * EDGE_CUT * min(height, width):
-            continue  # a sliver cut by the edge: grain, or the stroke of a digit out of the picture (4, 7 or 1?)
+        long_side, cut = max(w, h), EDGE_CUT * min(height, width)
+        if touches and (long_side < cut or long_side < 2 * cut and min(w, h) < SLIVER * long_side):
+            continue  # small or a sliver, cut by the frame's edge: grain, or a digit (or a 4's stem) out of the picture
         if touches and _along_border(labels, i) > 0.4 and not _digit_like(labels, stats, i, flat.shape):
             continue  # a page edge, the desk or a shadow beyond the page, a texture
         blobs.append(_Blob(x, y, x + w, y + h, [int(i)]))

@@ -502,8 +502,8 @@ export class DigitFinder {
       if (!(areas[i] >= minArea && sure[i])) continue;
       const [x, y, w, h, area] = S.slice(i * 5, i * 5 + 5);
       const touches = x === 0 || y === 0 || x + w === width || y + h === height;
-      if (touches && Math.max(w, h) < EDGE_CUT * Math.min(height, width)) continue;
-      if (touches && Math.min(w, h) < SLIVER * Math.max(w, h) && Math.max(w, h) < 2 * EDGE_CUT * Math.min(height, width)) continue;
+      const longSide = Math.max(w, h), cut = EDGE_CUT * Math.min(height, width);
+      if (touches && (longSide < cut || longSide < 2 * cut && Math.min(w, h) < SLIVER * longSide)) continue;
       if (touches && alongBorder(L, width, height, i) > 0.4 && !this.digitLike(L, S, i, height, width, count, mat)) continue;
       blobs.push({x0: x, y0: y, x1: x + w, y1: y + h, labels: [i]});
     }
