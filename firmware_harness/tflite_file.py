@@ -153,7 +153,7 @@ class TFLiteModel:
                 if t.index in used and not t.is_constant and t.type_code in (0, 1, 10)]
 
 
-class _Reader:
+class FlatReader:
     """Bounds-checked access to flatbuffer tables, vectors and strings."""
 
     def __init__(self, buf: bytes):
@@ -166,6 +166,10 @@ class _Reader:
         if pos % size:  # flatbuffers aligns every scalar to its size; the official verifier checks it
             raise MalformedModel(f"misaligned {size}-byte value at offset {pos}")
         return struct.unpack_from(fmt, self.buf, pos)[0]
+
+    def root(self) -> int:
+        """Position of the root table."""
+        return self._unpack("<I", 0)
 
     def field(self, table: int, index: int) -> int | None:
         """Absolute position of field `index` of the table at `table`, or None if absent."""
@@ -240,12 +244,12 @@ def parse(buf: bytes) -> TFLiteModel:
     if len(buf) < 8 or buf[4:8] != FILE_IDENTIFIER:
         raise MalformedModel("not a TFLite model (no 'TFL3' file identifier)")
     try:
-        return _parse(_Reader(buf))
+        return _parse(FlatReader(buf))
     except (struct.error, UnicodeDecodeError, OverflowError, ValueError) as e:
         raise MalformedModel(f"malformed TFLite model ({e})") from e
 
 
-def _parse(r: _Reader) -> TFLiteModel:
+def _parse(r: FlatReader) -> TFLiteModel:
     model = r._unpack("<I", 0)
     op_codes = []
     for code in r.tables(model, 1):

@@ -51,9 +51,9 @@ def test_the_vendored_runtimes_are_the_recorded_npm_files():
 def test_the_web_variant_gives_the_int8_models_answers(shipped_model, test_images):
     """uint8 ends and batch 1, and the same logits as the int8 file on 2,000 digits; the shipped one is current."""
     pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
-    from edgedigits.export import web_model
+    from edgedigits.export import artifacts
 
-    made = web_model.web_variant(shipped_model.read_bytes())
+    made = artifacts.web_file(shipped_model.read_bytes(), shipped_model.stem)
     beside = shipped_model.with_name(f"{shipped_model.stem}_web.tflite")
     assert beside.read_bytes() == made
     web, source = Model(made), Model(shipped_model)

@@ -14,7 +14,7 @@ pytest.importorskip("tensorflow")
 
 from conftest import assert_one_line_error, run_cli  # noqa: E402
 from edgedigits import DEFAULT_MODEL  # noqa: E402
-from firmware_harness import mnist, tflite_file  # noqa: E402
+from firmware_harness import mnist, tflite_file, tflite_metadata  # noqa: E402
 from firmware_harness.runtime import Model  # noqa: E402
 
 LIMIT = 2000
@@ -128,7 +128,7 @@ def test_every_card_field_is_present_and_true(exported, test_set):
 def test_the_file_carries_its_card_and_a_browser_variant(exported, test_set):
     """The `edgedigits` metadata entry: labels, input contract, accuracy per kernel, sha256 of the weights;
     and `<name>_web.tflite` beside it, the same answers with uint8 ends."""
-    from edgedigits.export import web_model
+    from edgedigits.export import artifacts
 
     out, _ = exported
     content = (out / "micro_int8.tflite").read_bytes()
@@ -138,8 +138,25 @@ def test_the_file_carries_its_card_and_a_browser_variant(exported, test_set):
     assert entry["input"]["zero_point"] == -128 and "white ink" in entry["input"]["pixels"]
     assert entry["weights_sha256"] == card["weights_sha256"] == tflite_file.parse(content).weights_sha256()
     web = out / "micro_int8_web.tflite"
-    assert web.read_bytes() == web_model.web_variant(content)
+    assert web.read_bytes() == artifacts.web_file(content, "micro_int8")
+    assert tflite_metadata.read(web.read_bytes())["files"] == tflite_metadata.read(content)["files"]
     np.testing.assert_array_equal(Model(web).predict(test_set[0][:500]), Model(content).predict(test_set[0][:500]))
+
+
+PACKAGED = ("micro_int8.tflite", "micro_int8_web.tflite", "micro_int8_mobile.tflite", "micro_int8_model_data.h",
+            "micro_int8_model_data.cc", "micro_int8_android.kt", "micro_int8_ios.swift", "labels.txt")
+
+
+def test_packaging_the_exported_file_writes_what_export_wrote(exported, test_set, tmp_path):
+    """`edgedigits package` of export's own file, verified on the same images: the same bytes, file by file
+    (the embedded card, TFLITE_METADATA, the C array and its arena, both variants, the snippets)."""
+    out, _ = exported
+    np.savez(tmp_path / "test.npz", x_test=test_set[0], y_test=test_set[1])
+    done = run_cli("package", str(out / "micro_int8.tflite"), "--out", str(tmp_path / "pkg"),
+                   "--data", str(tmp_path / "test.npz"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in PACKAGED:
+        assert (tmp_path / "pkg" / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_zero_point_vectors_are_stored_once_per_length(exported):
@@ -344,5 +361,6 @@ def test_export_says_each_stage_once_then_the_total_and_every_file_written(expor
     expected = {str(out / f"{name}{suffix}") for name in ("micro_int8", "ds_cnn_micro_fp32", "ds_cnn_micro_fp16",
                                                             "ds_cnn_micro_dynamic", "ds_cnn_micro_int8")
                 for suffix in (".tflite", ".json", "_model_data.h", "_model_data.cc", "_android.kt", "_ios.swift")} | \
-        {str(out / "labels.txt"), str(out / "micro_int8_web.tflite"), str(out / "ds_cnn_micro_int8_web.tflite")}
+        {str(out / "labels.txt")} | {str(out / f"{name}_{variant}.tflite") for name in ("micro_int8", "ds_cnn_micro_int8")
+                                     for variant in ("web", "mobile")}
     assert set(written) == expected and all(out.joinpath(p).is_file() for p in written)

@@ -56,8 +56,8 @@ def test_reader_agrees_with_the_interpreter(shipped_model):
     assert info.param_count() > 1000 and info.mac_count() > info.param_count()
 
 
-def _tensor_table(content: bytes, tensor: int) -> tuple[tflite_file._Reader, int]:
-    reader = tflite_file._Reader(content)  # noqa: SLF001 - the tests edit one field in place
+def _tensor_table(content: bytes, tensor: int) -> tuple[tflite_file.FlatReader, int]:
+    reader = tflite_file.FlatReader(content)  # the tests edit one field in place
     graph = reader.tables(reader._unpack("<I", 0), 2)[0]  # noqa: SLF001
     return reader, reader.tables(graph, 0)[tensor]
 

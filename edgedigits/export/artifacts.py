@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedigits.export import app_snippets, names, tflite_edit, web_model
+from edgedigits.export import app_snippets, mobile_model, names, standard_metadata, tflite_edit, web_model
 from edgedigits.training import cards, data
 from edgedigits.export.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
@@ -29,6 +29,10 @@ from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import KERNELS, Model
 
 IO_TYPES = ("int8", "uint8")
+INK = "white ink on black, as in MNIST"
+LOGITS = "logits (softmax gives probabilities)"
+APP_INK = "RGB, dark ink on light paper, as a camera sees it"
+APP_SCORES = "probabilities in steps of 1/256"
 
 
 def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io_type: str = "int8",
@@ -66,15 +70,17 @@ def convert(model, fmt: str, *, calibration_images: np.ndarray | None = None, io
 @dataclass
 class Verification:
     accuracy: float  # LiteRT's default kernels (XNNPACK) on this machine
-    agreement: float
+    agreement: float | None
     n_eval: int
     ops: list[str]  # builtin ops, as the interpreter names them
     per_kernel: dict[str, float]  # int8: accuracy with each of runtime.KERNELS (and TFLite Micro, added by the
     # caller); float formats: the default kernels only
 
 
-def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Verification:
-    """Run the file in a real interpreter on the test set: accuracy, top-1 agreement with Keras, integer check."""
+def verify(content: bytes, fmt: str, keras_logits: np.ndarray | None, x_test: np.ndarray, y_test: np.ndarray
+           ) -> Verification:
+    """Run the file in a real interpreter on the test set: accuracy, top-1 agreement with Keras (None without
+    a Keras model), integer check."""
     model = Model(content)
     predicted = np.argmax(model.predict(x_test), axis=1)
     others = [k for k in KERNELS if k != model.kernels] if fmt == "int8" else []  # int8 answers depend on them
@@ -85,11 +91,26 @@ def verify(content: bytes, fmt: str, keras_logits: np.ndarray, x_test: np.ndarra
         raise WorkError(f"the int8 model still has float activations: {', '.join(floats[:5])}")
     return Verification(
         accuracy=float(np.mean(predicted == y_test)),
-        agreement=float(np.mean(predicted == np.argmax(keras_logits, axis=1))),
+        agreement=None if keras_logits is None else float(np.mean(predicted == np.argmax(keras_logits, axis=1))),
         n_eval=len(y_test),
         ops=model.op_names(),
         per_kernel={model.kernels: float(np.mean(predicted == y_test)), **per_kernel},
     )
+
+
+def tflm_figures(content: bytes, test: tuple[np.ndarray, np.ndarray], check: Verification) -> dict:
+    """With the tflite-micro wheel: the TFLM tensor arena for the C header, and TFLM's own kernels' accuracy
+    on the whole test set, added to `check.per_kernel`. Without it, nothing (the header goes without an arena)."""
+    try:
+        version = mcu.tflm_version()
+    except UserError:
+        return {}
+    x_test, y_test = test
+    inputs = Model(content).quantize(x_test)
+    arena = mcu.arena_bytes(content, inputs[:1])
+    answers = mcu.predictions(content, arena + 1024, inputs)
+    check.per_kernel["tflite_micro"] = float(np.mean(answers == y_test))
+    return {"tensor_arena_bytes": arena, "tflm_version": version}
 
 
 def describe(content: bytes) -> dict:
@@ -116,7 +137,8 @@ def describe(content: bytes) -> dict:
 
 
 def embed_card(content: bytes, card: dict) -> tuple[bytes, dict]:
-    """The file with its card inside (the `edgedigits` metadata entry), and the card describing those bytes.
+    """The file with its card inside (the `edgedigits` metadata entry) and the standard `TFLITE_METADATA`
+    (with the label file appended), and the card describing those bytes.
 
     The entry holds what an app needs to use the file without its JSON: the labels, the input
     contract and quantization, the accuracy on each kernel family and the sha256 of the weights
@@ -131,9 +153,27 @@ def embed_card(content: bytes, card: dict) -> tuple[bytes, dict]:
         "weights_sha256": info.weights_sha256(),
         "made_by": f"edgedigits {package_version('edgedigits') or ''}".strip(),
     }
-    embedded = tflite_edit.with_metadata(content, METADATA_NAME, json.dumps(entry, separators=(",", ":")).encode())
+    carded = tflite_edit.with_metadata(content, METADATA_NAME, json.dumps(entry, separators=(",", ":")).encode())
+    embedded = standard_metadata.with_standard_metadata(
+        carded, standard_metadata.describe_digits(carded, card.get("name") or "edgedigits", ink=INK, scores=LOGITS))
     return embedded, {**card, **describe(embedded), "weights_sha256": entry["weights_sha256"], "metadata": METADATA_NAME,
-                      "bytes_without_metadata": len(content)}
+                      "standard_metadata": standard_metadata.ENTRY, "bytes_without_metadata": len(content),
+                      "standard_metadata_bytes": len(embedded) - len(carded)}
+
+
+def web_file(content: bytes, name: str) -> bytes:
+    """The browser variant (`web_model`) of an int8 file, with its own standard metadata."""
+    return standard_metadata.with_standard_metadata(
+        web_model.web_variant(content), standard_metadata.describe_digits(content, f"{name}_web", ink=INK,
+                                                                          scores=LOGITS))
+
+
+def mobile_file(content: bytes, name: str) -> bytes:
+    """The app variant (`mobile_model`: RGB in, probabilities out) of an int8 file, with its standard metadata
+    and without the `edgedigits` entry, whose input contract is the int8 file's."""
+    variant = mobile_model.mobile_variant(tflite_edit.without_metadata(content, METADATA_NAME))
+    return standard_metadata.with_standard_metadata(
+        variant, standard_metadata.describe_digits(variant, f"{name}_mobile", ink=APP_INK, scores=APP_SCORES))
 
 
 def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
@@ -176,10 +216,12 @@ def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
 
 def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) -> list[Path]:
     """Write the .tflite, its card, labels.txt, the C array, the app snippets and, for an int8 file with
-    int8 ends, its browser variant `<name>_web.tflite` (uint8 ends, batch 1), each atomically."""
+    int8 ends, its browser variant `<name>_web.tflite` (uint8 ends, batch 1) and its app variant
+    `<name>_mobile.tflite` (RGB uint8 in, probabilities out), each atomically."""
     out_dir = atomic.ensure_dir(out_dir)
     header, source = c_array(content, name, card)
-    web = [atomic.write_bytes(out_dir / f"{name}_web.tflite", web_model.web_variant(content))] \
+    web = [atomic.write_bytes(out_dir / f"{name}_web.tflite", web_file(content, name)),
+           atomic.write_bytes(out_dir / f"{name}_mobile.tflite", mobile_file(content, name))] \
         if card["format"] == "int8" and card["io_type"] == "int8" else []
     return [
         atomic.write_bytes(out_dir / f"{name}.tflite", content),

@@ -21,9 +21,8 @@ from edgedigits import DEFAULT_MODEL
 from edgedigits.training import compress, data, fine_tune
 from edgedigits.export import artifacts, names, tflite_edit
 from edgedigits.export.formats import FORMATS, format_named
-from firmware_harness import atomic, bounded_json, mcu
+from firmware_harness import atomic, bounded_json
 from firmware_harness.errors import UserError
-from firmware_harness.runtime import Model
 
 
 @dataclass
@@ -237,7 +236,7 @@ def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.
     """Verify a converted file, measure its TFLM arena if it is int8, write the artifacts (added to `written`)."""
     check = artifacts.verify(content, fmt, keras_logits, splits.x_test, splits.y_test)
     if fmt == "int8":
-        extra.update(_tflm(content, splits, check))
+        extra.update(artifacts.tflm_figures(content, (splits.x_test, splits.y_test), check))
     card = artifacts.build_card(content, fmt, io_type, check, name=name, data=splits.describe(), **extra)
     content, card = artifacts.embed_card(content, card)
     written += artifacts.write_artifacts(out_dir, name, content, card)
@@ -245,17 +244,3 @@ def _finish(name: str, content: bytes, fmt: str, io_type: str, keras_logits: np.
     _stage("verified", f"{out_dir / (name + '.tflite')}: {card['bytes']:,} bytes, {card['weight_sparsity']:.1%} zero "
                        f"weights; accuracy on {check.n_eval} {splits.test_name} by kernel: {kernels}")
     return card
-
-
-def _tflm(content: bytes, splits: data.Splits, check: artifacts.Verification) -> dict:
-    """With the tflite-micro wheel: the TFLM tensor arena for the C header, and TFLM's own kernels' accuracy
-    on the whole test set, added to `check.per_kernel`. Without it, nothing (the header goes without an arena)."""
-    try:
-        version = mcu.tflm_version()
-    except UserError:
-        return {}
-    inputs = Model(content).quantize(splits.x_test)
-    arena = mcu.arena_bytes(content, inputs[:1])
-    answers = mcu.predictions(content, arena + 1024, inputs)
-    check.per_kernel["tflite_micro"] = float(np.mean(answers == splits.y_test))
-    return {"tensor_arena_bytes": arena, "tflm_version": version}
