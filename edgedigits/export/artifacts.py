@@ -220,6 +220,7 @@ def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) 
     `<name>_mobile.tflite` (RGB uint8 in, probabilities out), each atomically."""
     out_dir = atomic.ensure_dir(out_dir)
     header, source = c_array(content, name, card)
+    gate = app_snippets.shipped_gate_card()
     web = [atomic.write_bytes(out_dir / f"{name}_web.tflite", web_file(content, name)),
            atomic.write_bytes(out_dir / f"{name}_mobile.tflite", mobile_file(content, name))] \
         if card["format"] == "int8" and card["io_type"] == "int8" else []
@@ -229,8 +230,8 @@ def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) 
         atomic.write_text(out_dir / "labels.txt", "\n".join(LABELS) + "\n"),
         atomic.write_text(out_dir / f"{name}_model_data.h", header),
         atomic.write_text(out_dir / f"{name}_model_data.cc", source),
-        atomic.write_text(out_dir / f"{name}_android.kt", app_snippets.kotlin(name, card)),
-        atomic.write_text(out_dir / f"{name}_ios.swift", app_snippets.swift(name, card)),
+        atomic.write_text(out_dir / f"{name}_android.kt", app_snippets.kotlin(name, card, gate)),
+        atomic.write_text(out_dir / f"{name}_ios.swift", app_snippets.swift(name, card, gate)),
         *web,
     ]
 
