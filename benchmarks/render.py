@@ -37,6 +37,7 @@ RENDERERS = {  # results stem (a glob) -> the module whose markdown(result) rend
     "handwriting": "handwriting",
     "own_digits": "own_digits",
     "predict_speed": "predict_speed",
+    "recipes": "recipes",
     "recognition": "recognition",
     "results*": "model_zoo",
     "seed_spread*": "seed_spread",
@@ -67,8 +68,10 @@ def renders() -> dict[Path, str]:
     readme = ROOT / "README.md"
     out[readme] = headline.into_readme(readme.read_text(encoding="utf-8"))
     shipped = json.loads((ROOT / "edgedigits" / "pretrained" / "edgedigits_int8.json").read_text(encoding="utf-8"))
-    out[ROOT / "docs" / "snippets" / "edgedigits_int8_android.kt"] = app_snippets.kotlin("edgedigits_int8", shipped)
-    out[ROOT / "docs" / "snippets" / "edgedigits_int8_ios.swift"] = app_snippets.swift("edgedigits_int8", shipped)
+    gate = app_snippets.shipped_gate_card()
+    out[ROOT / "docs" / "snippets" / "edgedigits_int8_android.kt"] = app_snippets.kotlin("edgedigits_int8", shipped, gate)
+    out[ROOT / "docs" / "snippets" / "edgedigits_int8_ios.swift"] = app_snippets.swift("edgedigits_int8", shipped, gate)
+    out[ROOT / "docs" / "snippets" / "edgedigits_int8_mediapipe.js"] = app_snippets.javascript("edgedigits_int8")
     return out
 
 

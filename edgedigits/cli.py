@@ -54,6 +54,9 @@ DataOption = Annotated[
 ]
 StrictOption = Annotated[bool, typer.Option("--strict", help="With your own digits: fail if an image is skipped "
                                                              "(no single digit found, unreadable) instead of listing it.")]
+StylesOption = Annotated[str, typer.Option(
+    "--styles", help="More augmentation and data for writers MNIST lacks, a comma list of: shear, aspect, fill, "
+                     "stroke, fonts, flags (see docs/models.md); in every training stage.")]
 MixOption = Annotated[float, typer.Option(help="With your own digits: the share of each epoch drawn from MNIST's "
                                                "training images, 0 to 0.95.")]
 
@@ -71,6 +74,10 @@ def _fine_tuning(data: Optional[Path], model: str, start_from: Optional[Path] = 
     return overrides, fine_tune.EPOCHS if overrides else 30
 
 
+def _styles(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help="Registry model name (see `edgedigits models`).")] = DEFAULT_MODEL,
@@ -86,6 +93,7 @@ def train(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
     strict: StrictOption = False,
     mnist_mix: MixOption = 0.5,
+    styles: StylesOption = "",
 ) -> None:
     """Train a model on MNIST, or fine-tune it on your own digits; writes model.keras, history.json, curves.png and card.json."""
     from edgedigits.training import data as data_mod
@@ -96,7 +104,8 @@ def train(
     splits = data_mod.load_splits(data, limit=limit, mnist_mix=mnist_mix, strict=strict)  # fails before TensorFlow loads
     from edgedigits.training import train as train_mod
 
-    recipe = train_mod.Recipe(model=model, batch_size=batch_size, schedule=schedule, seed=seed, **recipe_options)
+    recipe = train_mod.Recipe(model=model, batch_size=batch_size, schedule=schedule, seed=seed, styles=_styles(styles),
+                              **recipe_options)
     recipe.validate()
     result = train_mod.train(recipe, splits, out)
     tested = (f"accuracy on your {len(splits.x_test)} validation images {result.test_accuracy:.2%}, on MNIST's test "
@@ -137,6 +146,7 @@ def export(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and test images (smoke runs).")] = None,
     strict: StrictOption = False,
     mnist_mix: MixOption = 0.5,
+    styles: StylesOption = "",
 ) -> None:
     """Train (or reuse, or fine-tune on your own digits), prune, quantization-aware train, convert, verify and write .tflite + card + C array."""
     from edgedigits.training import data as data_mod
@@ -147,7 +157,8 @@ def export(
     plan = pipeline.ExportPlan(
         model=chosen, int8=int8, formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
         sparsity=sparsity, epochs=default_epochs if epochs is None else epochs, prune_epochs=prune_epochs,
-        qat_epochs=qat_epochs, io_type=io, seed=seed, name=name, start_from=start_from, recipe_overrides=fine,
+        qat_epochs=qat_epochs, io_type=io, seed=seed, name=name, start_from=start_from, styles=_styles(styles),
+        recipe_overrides=fine,
     )
     plan.validate()  # bad options and data fail fast, before TensorFlow loads
     splits = data_mod.load_splits(data, limit=limit, mnist_mix=mnist_mix, strict=strict)

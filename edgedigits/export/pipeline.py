@@ -42,11 +42,13 @@ class ExportPlan:
     seed: int = 0
     name: str | None = None
     start_from: Path | None = None  # a trained float .keras model: skip training
+    styles: tuple[str, ...] = ()  # augmentation and data for writers MNIST lacks (data.STYLES), in every stage
     recipe_overrides: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         """Check the options before any data or TensorFlow is loaded."""
         compress.check_sparsity(self.sparsity)
+        data.check_styles(self.styles)
         if self.start_from is not None and not Path(self.start_from).is_file():
             raise UserError(f"starting checkpoint not found: {self.start_from}")
         for fmt in self.formats:
@@ -70,7 +72,8 @@ class ExportPlan:
         """The float model's training recipe (`edgedigits train`'s) for this plan."""
         from edgedigits.training import train
 
-        return train.Recipe(model=self.model, epochs=self.epochs, seed=self.seed, **self.recipe_overrides)
+        return train.Recipe(model=self.model, epochs=self.epochs, seed=self.seed, styles=self.styles,
+                            **self.recipe_overrides)
 
     def artifact_name(self, fmt: str | None = None) -> str:
         if fmt is None:  # the compressed model
@@ -186,7 +189,8 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         if plan.sparsity > 0:
             _stage("2/4 prune", f"magnitude pruning to {plan.sparsity:.0%}, {plan.prune_epochs} epochs")
             model = compress.prune(model, splits, plan.sparsity,
-                                   compress.StageRecipe(plan.prune_epochs, lr=plan.prune_lr, seed=plan.seed),
+                                   compress.StageRecipe(plan.prune_epochs, lr=plan.prune_lr, seed=plan.seed,
+                                                        styles=plan.styles),
                                    stage_root / f"prune-{tag}-e{plan.prune_epochs}-lr{plan.prune_lr:g}")
         timings["prune_s"] = round(time.perf_counter() - t, 1)
         pruned_acc = train.evaluate_keras(model, splits.x_test, splits.y_test)[1]
@@ -196,7 +200,8 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         t = time.perf_counter()
         _stage("3/4 qat", f"int8 quantization-aware training, {plan.qat_epochs} epochs"
                           f"{', zero weights kept zero' if plan.sparsity > 0 else ''}")
-        qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=plan.qat_lr, seed=plan.seed),
+        qat = compress.quantize(model, splits, compress.StageRecipe(plan.qat_epochs, lr=plan.qat_lr, seed=plan.seed,
+                                                                     styles=plan.styles),
                                 stage_root / f"qat-{tag}-p{plan.prune_epochs}-e{plan.qat_epochs}-lr{plan.qat_lr:g}",
                                 preserve_sparsity=plan.sparsity > 0)
         timings["qat_s"] = round(time.perf_counter() - t, 1)

@@ -36,6 +36,7 @@ class StageRecipe:
     lr: float
     batch_size: int = 128
     seed: int = 0
+    styles: tuple[str, ...] = ()  # the float recipe's (data.STYLES), so fine-tuning keeps what they taught
 
 
 def check_sparsity(sparsity: float) -> None:
@@ -55,10 +56,11 @@ def _fine_tune(model, splits: data.Splits, recipe: StageRecipe, stage_dir: Path,
     from edgedigits.training import train
     from edgedigits.training.tf_stack import keras
 
-    steps = math.ceil(len(splits.x_train) / recipe.batch_size)
+    x, y = data.training_images(splits.x_train, splits.y_train, recipe.styles, recipe.seed)
+    steps = math.ceil(len(x) / recipe.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps=recipe.epochs * steps, alpha=0.05)
     train.compile_model(model, schedule)
-    train_ds = data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=True, seed=recipe.seed + 1)
+    train_ds = data.make_dataset(x, y, recipe.batch_size, train=True, seed=recipe.seed + 1, styles=recipe.styles)
     val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)
     return train.fit_resumable(model, train_ds, val_ds, epochs=recipe.epochs, steps_per_epoch=steps,
                                stage_dir=stage_dir, callbacks=callbacks, label=label)

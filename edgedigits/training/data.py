@@ -172,8 +172,35 @@ def to_model_input(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., None]
 
 
-def random_affine(images, seed, strength: float = 1.0):
-    """Rotate, shift and zoom a batch (B, 28, 28, 1) with one bilinear resample per image.
+STYLES = {  # what a recipe's `styles` may add to the augmentation, for writers MNIST lacks
+    "shear": "slant: a horizontal shear of up to SHEAR_DEG either way",
+    "aspect": "width and height scaled apart (ASPECT), as writers make narrow and wide digits",
+    "fill": "a share (FILL_SHARE) stretched to fill the 20x20 box, as scans size-normalised without aspect",
+    "stroke": "strokes made bolder or thinner (STROKE_SHARE of the digits)",
+    "fonts": "digits in handwriting fonts (font_digits' bank), FONT_SHARE of the training images",
+    "flags": "copies of a share (FLAG_SHARE) of MNIST's 1s with a flag (and a foot) and of its 7s with a bar",
+}
+
+
+def check_styles(styles: tuple[str, ...]) -> None:
+    """A one-line error for a name that is not in STYLES."""
+    unknown = [s for s in styles if s not in STYLES]
+    if unknown:
+        raise UserError(f"unknown style '{unknown[0]}'; choose from: {', '.join(STYLES)}")
+
+
+SHEAR_DEG = 25.0
+ASPECT = (0.7, 1.4)  # width over height, drawn log-uniformly, area kept
+FILL_SHARE = 0.15
+FILL_MAX = 5.0  # the most a side is stretched: a 1 four pixels wide becomes a bar, not a square
+STROKE_SHARE = 0.4  # split evenly between bolder and thinner
+FONT_SHARE = 0.1
+FLAG_SHARE = 0.5
+
+
+def random_affine(images, seed, strength: float = 1.0, styles: tuple[str, ...] = ()):
+    """Rotate, shift and zoom a batch (B, 28, 28, 1) with one bilinear resample per image; with `styles`
+    also shear, aspect and fill (see STYLES), in the same resample.
 
     `seed` is a shape-[2] integer tensor; the same seed gives the same transforms. `strength`
     scales the ranges (ROTATION_DEG, ZOOM, SHIFT).
@@ -187,12 +214,18 @@ def random_affine(images, seed, strength: float = 1.0):
     angle = tf.random.stateless_uniform([n], s_rot, -rotation, rotation) * (np.pi / 180.0)
     scale = tf.random.stateless_uniform([n], s_zoom, 1.0 - zoom, 1.0 + zoom)
     shift = tf.random.stateless_uniform([n, 2], s_shift, -shift_range, shift_range) * [width, height]
-    # The op maps each output pixel back to an input pixel: p_in = c + R(-angle)/scale (p_out - c - shift).
+    # The op maps each output pixel back to an input pixel: p_in = b + L (p_out - c - shift), where L is the
+    # inverse of the forward map (rotation, zoom, then the styles) and b the centre it is taken about.
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    rows = [[cos, sin], [-sin, cos]]
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    bx, by = cx, cy
+    if styles:
+        rows, bx, by = _styled_inverse(images, tf.random.experimental.stateless_fold_in(seed, 1), rows, styles)
+    (a0, a1), (b0, b1) = rows
     ox, oy = cx + shift[:, 0], cy + shift[:, 1]
     transforms = tf.stack(
-        [cos, sin, cx - cos * ox - sin * oy, -sin, cos, cy + sin * ox - cos * oy, tf.zeros([n]), tf.zeros([n])],
+        [a0, a1, bx - a0 * ox - a1 * oy, b0, b1, by - b0 * ox - b1 * oy, tf.zeros([n]), tf.zeros([n])],
         axis=1,
     )
     return tf.raw_ops.ImageProjectiveTransformV3(
@@ -201,12 +234,89 @@ def random_affine(images, seed, strength: float = 1.0):
     )
 
 
+def _styled_inverse(images, seed, rows, styles):
+    """The inverse map's rows with shear, aspect and fill composed in, and the centre it maps about."""
+    from edgedigits.training.tf_stack import tf
+
+    n = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    s_shear, s_aspect, s_fill = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    (a0, a1), (b0, b1) = rows
+    if "shear" in styles:  # forward x += k y: the inverse subtracts k times the second row
+        k = tf.tan(tf.random.stateless_uniform([n], s_shear, -SHEAR_DEG, SHEAR_DEG) * (np.pi / 180.0))
+        a0, a1 = a0 - k * b0, a1 - k * b1
+    if "aspect" in styles:
+        ratio = tf.exp(tf.random.stateless_uniform([n], s_aspect, np.log(ASPECT[0]), np.log(ASPECT[1])))
+        sx, sy = tf.sqrt(ratio), 1.0 / tf.sqrt(ratio)
+        a0, a1, b0, b1 = a0 / sx, a1 / sx, b0 / sy, b1 / sy
+    bx, by = (width - 1) / 2.0, (height - 1) / 2.0
+    if "fill" in styles:  # the digit's box is stretched to 20x20 about its centre
+        ink = images[..., 0] > 0.2
+        (x0, x1), (y0, y1) = (_extent(tf.reduce_any(ink, axis=axis)) for axis in (1, 2))
+        chosen = tf.random.stateless_uniform([n], s_fill) < FILL_SHARE
+        fx = tf.where(chosen, tf.minimum(20.0 / (x1 - x0 + 1.0), FILL_MAX), 1.0)
+        fy = tf.where(chosen, tf.minimum(20.0 / (y1 - y0 + 1.0), FILL_MAX), 1.0)
+        a0, a1, b0, b1 = a0 / fx, a1 / fx, b0 / fy, b1 / fy
+        bx, by = tf.where(chosen, (x0 + x1) / 2.0, bx), tf.where(chosen, (y0 + y1) / 2.0, by)
+    return [[a0, a1], [b0, b1]], bx, by
+
+
+def _extent(any_ink):
+    """First and last index (float) of True along the last axis of (B, L); 0 and L-1 where there is none."""
+    from edgedigits.training.tf_stack import tf
+
+    length = any_ink.shape[-1]
+    first = tf.cast(tf.argmax(tf.cast(any_ink, tf.int32), axis=1), tf.float32)
+    last = (length - 1) - tf.cast(tf.argmax(tf.cast(any_ink[:, ::-1], tf.int32), axis=1), tf.float32)
+    empty = tf.logical_not(tf.reduce_any(any_ink, axis=1))
+    return tf.where(empty, 0.0, first), tf.where(empty, length - 1.0, last)
+
+
+def random_stroke(images, seed):
+    """STROKE_SHARE of a batch's digits made bolder (dilated) or thinner (half-eroded), the rest unchanged."""
+    from edgedigits.training.tf_stack import tf
+
+    pick = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], seed)
+    bolder = tf.nn.max_pool2d(images, 3, 1, "SAME")
+    thinner = (images - tf.nn.max_pool2d(-images, 3, 1, "SAME")) / 2.0
+    return tf.where(pick < STROKE_SHARE / 2, bolder, tf.where(pick < STROKE_SHARE, thinner, images))
+
+
+def training_images(x: np.ndarray, y: np.ndarray, styles: tuple[str, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training images with what `styles` adds to them ("flags", "fonts"); the others act per batch."""
+    if "flags" in styles:
+        x, y = with_flagged_digits(x, y, seed)
+    if "fonts" in styles:
+        x, y = with_font_digits(x, y)
+    return x, y
+
+
+def with_font_digits(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST training images with the font bank's training fonts repeated to FONT_SHARE of the whole."""
+    from edgedigits.training import font_digits
+
+    fx, fy = font_digits.load()
+    copies = max(1, round(FONT_SHARE * len(x) / (1 - FONT_SHARE) / len(fx)))
+    return np.concatenate([x, np.tile(fx, (copies, 1, 1))]), np.concatenate([y, np.tile(fy, copies)])
+
+
+def with_flagged_digits(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training images and, added, FLAG_SHARE of the 1s and 7s written as Europe writes them
+    (`font_digits.styled`): a flag and sometimes a foot on the 1, a bar across the 7."""
+    from edgedigits.training import font_digits
+
+    rng = np.random.default_rng(seed)
+    picked = np.flatnonzero(np.isin(y, (1, 7)) & (rng.random(len(y)) < FLAG_SHARE))
+    copies = np.stack([font_digits.styled(x[i], int(y[i]), rng) for i in picked])
+    return np.concatenate([x, copies]), np.concatenate([y, y[picked]])
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, seed: int = 0,
-                 augment: float = 1.0):
+                 augment: float = 1.0, styles: tuple[str, ...] = ()):
     """A tf.data pipeline of (float images, labels).
 
     For training it shuffles, repeats forever and augments on the fly at strength `augment`
-    (pass `steps_per_epoch` to fit); otherwise it yields the data once, in order.
+    and `styles` (pass `steps_per_epoch` to fit); otherwise it yields the data once, in order.
     """
     from edgedigits.training.tf_stack import tf
 
@@ -218,9 +328,15 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, train: bool, 
         return ds.batch(batch_size).map(to_float).prefetch(tf.data.AUTOTUNE)
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size).map(to_float)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda batch, s: (random_affine(batch[0], s, augment), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    geometry = tuple(s for s in styles if s in ("shear", "aspect", "fill"))
+
+    def augmented(batch, s):
+        images = random_affine(batch[0], s, augment, geometry)
+        if "stroke" in styles:
+            images = random_stroke(images, tf.random.experimental.stateless_fold_in(s, 2))
+        return images, batch[1]
+
+    ds = tf.data.Dataset.zip((ds, seeds)).map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -55,8 +55,9 @@ def training_fonts() -> list[Font]:
             + [Font(h, greek=False) for h in TRAIN_HERSHEY])
 
 
-def draw(char: str, font: Font, rng: np.random.Generator) -> np.ndarray:
-    """One character on a page: random size, weight, slant and rotation."""
+def draw(char: str, font: Font, rng: np.random.Generator, *, max_stroke: int = 2, low_res: float = 0.3) -> np.ndarray:
+    """One character on a page: random size, weight (up to `max_stroke` steps bolder), slant and rotation,
+    drawn at a low resolution and enlarged with probability `low_res`."""
     size = int(rng.integers(40, 90))
     if isinstance(font.source, int):
         scale = size / 22.0
@@ -68,14 +69,14 @@ def draw(char: str, font: Font, rng: np.random.Generator) -> np.ndarray:
         from PIL import Image, ImageDraw, ImageFont
 
         face = ImageFont.truetype(font.source, size)
-        stroke = int(rng.integers(0, 3)) * max(1, size // 40)
+        stroke = int(rng.integers(0, max_stroke + 1)) * max(1, size // 40)
         left, top, right, bottom = face.getbbox(char, stroke_width=stroke)
         image = Image.new("L", (right - left + 2 * size, bottom - top + 2 * size), PAGE)
         ImageDraw.Draw(image).text((size - left, size - top), char, font=face, fill=INK, stroke_width=stroke,
                                    stroke_fill=INK)
         page = np.asarray(image)
     page = _slant(page, rng)
-    if rng.random() < 0.3:
+    if rng.random() < low_res:
         h, w = page.shape
         factor = rng.uniform(7, 16) / size
         small = cv2.resize(page, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)

@@ -45,6 +45,7 @@ class Recipe:
     patience: int = 10  # epochs without a lower validation loss, counted after `patience_from`
     label_smoothing: float = 0.0
     augment: bool | float = True  # True: rotation, zoom and shift at data.py's ranges; a number scales them
+    styles: tuple[str, ...] = ()  # more augmentation and data for writers MNIST lacks: names in data.STYLES
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
     start: str | None = None  # a trained float .keras of this model to fine-tune from, instead of fresh weights
@@ -55,6 +56,13 @@ class Recipe:
         start = recipe.pop("start")
         if start is not None:
             recipe["start"] = {"file": Path(start).name, "sha256": cards.sha256_file(start)}
+        styles = recipe.pop("styles")  # left out when empty: runs keyed before styles existed keep their keys
+        if styles:
+            recipe["styles"] = list(styles)
+            if "fonts" in styles:
+                from edgedigits.training import font_digits
+
+                recipe["font_digits_sha256"] = font_digits.bank_sha256()
         return recipe
 
     @property
@@ -77,6 +85,9 @@ class Recipe:
             raise UserError(f"--lr must be between 0 and 1 (got {self.lr})")
         if not 0 <= self.augment_strength <= MAX_AUGMENT:
             raise UserError(f"augmentation strength must be between 0 and {MAX_AUGMENT:g} (got {self.augment})")
+        data.check_styles(self.styles)
+        if self.styles and not self.augment_strength:
+            raise UserError("styles are augmentation: they need --augment on")
         if self.start is not None and not Path(self.start).is_file():
             raise UserError(f"starting model not found: {self.start}")
 
@@ -299,13 +310,14 @@ def compiled(recipe: Recipe, splits: data.Splits) -> tuple[keras.Model, object, 
     """The recipe's model compiled with its optimizer and schedule, the training and validation datasets, and
     the steps per epoch (seed first with seed_everything)."""
     model = _starting_model(recipe)
-    steps = math.ceil(len(splits.x_train) / recipe.batch_size)
+    x, y = data.training_images(splits.x_train, splits.y_train, recipe.styles, recipe.seed)
+    steps = math.ceil(len(x) / recipe.batch_size)
     compile_model(model, lr_schedule(recipe, steps), recipe.label_smoothing)
     train_ds = (
-        data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=True, seed=recipe.seed,
-                          augment=recipe.augment_strength)
+        data.make_dataset(x, y, recipe.batch_size, train=True, seed=recipe.seed, augment=recipe.augment_strength,
+                          styles=recipe.styles)
         if recipe.augment_strength
-        else data.make_dataset(splits.x_train, splits.y_train, recipe.batch_size, train=False).repeat()
+        else data.make_dataset(x, y, recipe.batch_size, train=False).repeat()
     )
     val_ds = data.make_dataset(splits.x_val, splits.y_val, 512, train=False)
     return model, train_ds, val_ds, steps
