@@ -34,7 +34,8 @@ RECIPES = {  # name -> (styles, epochs as a multiple of --epochs)
     "+ fonts": (("fonts",), 1),
     "+ flags": (("flags",), 1),
     "all": (ALL, 1),
-    "all, twice the epochs": (ALL, 2),
+    "fill + fonts": (("fill", "fonts"), 1),
+    "fill + fonts + shear": (("fill", "fonts", "shear"), 1),
 }
 
 
@@ -72,10 +73,12 @@ def main() -> int:
         key = train.recipe_key(recipe, splits)
         if key not in rows:
             started = time.perf_counter()
-            result = train.train(recipe, splits, Path("runs") / f"recipes-{recipe.model}-{key}")
+            folder = Path("runs") / f"recipes-{recipe.model}-{key}"
+            resumed = (folder / "checkpoints").exists()
+            result = train.train(recipe, splits, folder)
             rows[key] = {"recipe": name, "key": key, "model": recipe.model, "styles": list(styles),
                          "epochs": recipe.epochs, "seed": recipe.seed,
-                         "train_minutes": round((time.perf_counter() - started) / 60, 1),
+                         "train_minutes": round((time.perf_counter() - started) / 60, 1), "resumed": resumed,
                          **measure(result.model, splits)}
         print(json.dumps(rows[key]), file=sys.stderr)
         order = {n: i for i, n in enumerate(RECIPES)}
@@ -90,13 +93,14 @@ def markdown(result: dict) -> str:
     columns = ["mnist_test", *result["sets"], "held_out_fonts"]
     lines = [f"`{result['command']}`, {result['date']}; {result['device']['cpu']}. Float models of the default "
              "architecture, one per recipe; the development sets framed as MNIST was made (classify), never "
-             "trained on; held-out fonts: the font bank's fonts kept out of training.", "",
+             "trained on; held-out fonts: the font bank's fonts kept out of training. Training: minutes on 2 "
+             "cores (a run resumed from its checkpoints shows the rest only).", "",
              "| recipe | styles | epochs | seed | " + " | ".join(columns) + " | training |",
              "|---|---|---:|---:|" + "---:|" * len(columns) + "---:|"]
     for row in result["rows"]:
         cells = " | ".join(f"{row[c]:.2%}" for c in columns)
         lines.append(f"| {row['recipe']} | {', '.join(row['styles']) or '-'} | {row['epochs']} | {row['seed']} | "
-                     f"{cells} | {row['train_minutes']} min |")
+                     f"{cells} | {row['train_minutes']} min{' (resumed)' if row.get('resumed') else ''} |")
     return "\n".join(lines) + "\n"
 
 

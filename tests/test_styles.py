@@ -103,6 +103,9 @@ def test_a_recipe_names_its_styles_and_the_bank_it_used():
     assert "styles" not in plain.described()  # runs keyed before styles existed keep their keys
     assert styled.described()["styles"] == ["fill", "fonts"]
     assert styled.described()["font_digits_sha256"] == font_digits.bank_sha256()
+    used = train.font_digits_used()
+    assert used["sha256"] == font_digits.bank_sha256() and "@fontsource/caveat 5.3.0" in used["fonts"]
+    assert not [f for f in used["fonts"] if f.split()[0].removeprefix("@fontsource/") in font_digits.HELD_OUT]
     with pytest.raises(Exception, match="unknown style 'bold'"):
         train.Recipe(styles=("bold",)).validate()
 

@@ -357,6 +357,7 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
         "macs": models.count_macs(model),
         "recipe": recipe.described(),
         "data": splits.describe(),
+        **({"font_digits": font_digits_used()} if "fonts" in recipe.styles else {}),
         "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
         "val_loss": state["best_val_loss"],
@@ -376,6 +377,15 @@ def _train(recipe: Recipe, splits: data.Splits, out_dir: Path) -> TrainResult:
 
     plots.curves(state["history"], out_dir / "curves.png", title=f"{recipe.model} training")
     return TrainResult(model, state["history"], test_acc, card, model_path)
+
+
+def font_digits_used() -> dict:
+    """For a card: the font bank a run trained on, by sha256, and its training fonts with their versions."""
+    from edgedigits.training import font_digits
+
+    card = json.loads(font_digits.CARD.read_text())
+    return {"sha256": card["sha256"], "licence": "SIL Open Font License 1.1",
+            "fonts": [f"{f['package']} {f['version']}" for f in card["fonts"] if not f["held_out"]]}
 
 
 def _at_best(state: dict, key: str) -> float | None:
