@@ -170,7 +170,7 @@ def export(
 def package(
     model: Annotated[Path, typer.Argument(help="A .tflite digit classifier: 28x28x1 in, 10 scores out (int8 or float32).")],
     out: Annotated[Optional[Path], typer.Option(help="Folder for the artifacts (new, empty, or an earlier package's) "
-                                                     "[default: <model name>_package beside the model].")] = None,
+                                                     "[default: ./<model name>_package, as export writes ./export].")] = None,
     name: Annotated[Optional[str], typer.Option(help="Artifact name [default: the model's file name].")] = None,
     data: DataOption = None,
 ) -> None:
@@ -184,7 +184,7 @@ def package(
     if where is None:
         raise UserError(f"no MNIST found to verify the model on: pass --data PATH or set {mnist.ENV_VAR}=/path/to/mnist.npz")
     test = mnist.load(where, splits=("test",))
-    card, written = package_mod.package(model, out or model.with_name(f"{model.stem}_package"),
+    card, written = package_mod.package(model, out or Path(f"{model.stem}_package"),
                                         (test.x_test, test.y_test), name)
     typer.echo(package_mod.summary(card))
     typer.echo("files written:\n" + "\n".join(f"  {path}" for path in written))
