@@ -84,8 +84,7 @@ def test_the_readme_export_figures_describe_the_shipped_file():
     shipped = REPO / "edgedigits" / "pretrained" / "edgedigits_int8.tflite"
     card = json.loads(shipped.with_suffix(".json").read_text())
     measured = json.loads((REPO / "benchmarks" / "results" / "export_ds_cnn_fast.json").read_text())
-    plain = tflite_edit.without_metadata(tflite_edit.without_metadata(shipped.read_bytes(), "edgedigits"),
-                                         "TFLITE_METADATA")
+    plain = tflite_edit.without_metadata(shipped.read_bytes(), "edgedigits", "TFLITE_METADATA")
     assert hashlib.sha256(plain).hexdigest() == measured["sha256"]
     assert len(plain) == measured["bytes"] == card["bytes_without_metadata"]
     readme = (REPO / "README.md").read_text(encoding="utf-8")

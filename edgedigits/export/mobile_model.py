@@ -18,8 +18,9 @@ from edgedigits.export import tflite_edit
 from edgedigits.export.web_model import (INT8, QUANTIZE, UINT8, batch_one, new_tensor, opcode_index, quantize_op,
                                          set_ends)
 from firmware_harness.errors import UserError
+from firmware_harness.tflite_file import CONV_2D
 
-CONV_2D, SOFTMAX = 3, 25  # BuiltinOperator
+SOFTMAX = 25  # BuiltinOperator
 INT32 = 2  # TensorType
 GRAY_WEIGHTS = (38, 75, 15)  # R, G, B in 1/128ths (BT.601's 0.299, 0.587, 0.114, summing to exactly 128)
 SOFTMAX_SCALE, SOFTMAX_ZERO_POINT = 1 / 256, -128

@@ -9,13 +9,12 @@ beside the model (`<name>.json`, for the same weights) keeps what it says about 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from edgedigits.export import artifacts, standard_metadata, tflite_edit
-from firmware_harness import atomic, tflite_file
+from firmware_harness import atomic, bounded_json, tflite_file
 from firmware_harness.contract import METADATA_NAME
 from firmware_harness.errors import UserError
 from firmware_harness.runtime import read_model_bytes
@@ -42,7 +41,7 @@ def package(model_path: Path, out_dir: Path, test: tuple[np.ndarray, np.ndarray]
     info = tflite_file.parse(content)
     fmt, io_type = _kind(info, model_path)
     name = name or model_path.stem
-    bare = tflite_edit.without_metadata(tflite_edit.without_metadata(content, METADATA_NAME), standard_metadata.ENTRY)
+    bare = tflite_edit.without_metadata(content, METADATA_NAME, standard_metadata.ENTRY)
     check = artifacts.verify(bare, fmt, None, *test)
     extra = artifacts.tflm_figures(bare, test, check) if fmt == "int8" else {}
     measured = artifacts.build_card(bare, fmt, io_type, check, name=name, **extra)
@@ -58,7 +57,7 @@ def _earlier_card(model_path: Path, info: tflite_file.TFLiteModel) -> dict:
     """The card beside the model if it describes these weights, its provenance kept as `trained`; else {}."""
     beside = model_path.with_suffix(".json")
     try:
-        card = json.loads(beside.read_text(encoding="utf-8"))
+        card = bounded_json.loads(beside.read_bytes())  # a file we may not have written
     except (OSError, ValueError):
         return {}
     if not isinstance(card, dict) or card.get("weights_sha256") not in (None, info.weights_sha256()):

@@ -88,10 +88,11 @@ def _drop_metadata(model, name: str) -> None:
         entry.buffer = index[entry.buffer]
 
 
-def without_metadata(content: bytes, name: str) -> bytes:
-    """`content` without the metadata entry `name` and its buffer: the file as it was before `with_metadata`."""
+def without_metadata(content: bytes, *names: str) -> bytes:
+    """`content` without the metadata entries `names` and their buffers: the file as it was before `with_metadata`."""
     model = load(content)
-    _drop_metadata(model, name)
+    for name in names:
+        _drop_metadata(model, name)
     return pack(model)
 
 
