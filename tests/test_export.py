@@ -144,7 +144,7 @@ def test_the_file_carries_its_card_and_a_browser_variant(exported, test_set):
 
 
 PACKAGED = ("micro_int8.tflite", "micro_int8_web.tflite", "micro_int8_mobile.tflite", "micro_int8_model_data.h",
-            "micro_int8_model_data.cc", "micro_int8_android.kt", "micro_int8_ios.swift", "labels.txt")
+            "micro_int8_model_data.cc", "micro_int8_android.kt", "micro_int8_ios.swift", "labels.txt", "DigitFinder.kt")
 
 
 def test_packaging_the_exported_file_writes_what_export_wrote(exported, test_set, tmp_path):
@@ -361,6 +361,6 @@ def test_export_says_each_stage_once_then_the_total_and_every_file_written(expor
     expected = {str(out / f"{name}{suffix}") for name in ("micro_int8", "ds_cnn_micro_fp32", "ds_cnn_micro_fp16",
                                                             "ds_cnn_micro_dynamic", "ds_cnn_micro_int8")
                 for suffix in (".tflite", ".json", "_model_data.h", "_model_data.cc", "_android.kt", "_ios.swift")} | \
-        {str(out / "labels.txt")} | {str(out / f"{name}_{variant}.tflite") for name in ("micro_int8", "ds_cnn_micro_int8")
+        {str(out / "labels.txt"), str(out / "DigitFinder.kt")} | {str(out / f"{name}_{variant}.tflite") for name in ("micro_int8", "ds_cnn_micro_int8")
                                      for variant in ("web", "mobile")}
     assert set(written) == expected and all(out.joinpath(p).is_file() for p in written)

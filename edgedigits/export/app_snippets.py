@@ -10,13 +10,19 @@ The LiteRT and TensorFlowLiteSwift code ends in a plain `Scores` object with Dig
 dequantized, softmax, the best digit's probability times the gate's chance that the mark is a digit), so an
 app's confidences are Python's; the tests compile the Kotlin one and run it on the JVM. The platform calls
 are not compiled here (no Android or iOS toolchain); each file says so in its first line.
+
+Beside them, `DigitFinder.kt` finds the digits in a photo on Android (OpenCV's Java API), as the page's
+digits.js does in the browser: the same file for every model, compiled and held to Python by the tests.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edgedigits.export import names
 from firmware_harness import contract
 
+ANDROID_FINDER = Path(__file__).with_name("android") / "DigitFinder.kt"
 NOT_COMPILED = "not compiled by edgedigits' tests (no Android/iOS toolchain there): check it in your app"
 KOTLIN_RUN = "; its Scores object is plain Kotlin, which the tests compile and run"
 SWIFT_RUN = "; its Scores enum mirrors the Kotlin one, which the tests run"

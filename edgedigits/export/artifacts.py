@@ -5,7 +5,8 @@ input/output) is calibrated on training images, or keeps the ranges learned in Q
 conversion the file is stripped of strings a device never reads, checked in a real
 interpreter against the Keras model, and written as `<name>.tflite`, `<name>.json`
 (the card), `labels.txt`, `<name>_model_data.cc/.h` (an aligned C array for TFLM) and
-`<name>_android.kt` / `<name>_ios.swift` (app code with the file's own types and quantization).
+`<name>_android.kt` / `<name>_ios.swift` (app code with the file's own types and quantization) and
+`DigitFinder.kt` (the photo's digits found on Android, the same for every model).
 """
 
 from __future__ import annotations
@@ -215,8 +216,8 @@ def c_array(content: bytes, name: str, card: dict) -> tuple[str, str]:
 
 
 def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) -> list[Path]:
-    """Write the .tflite, its card, labels.txt, the C array, the app snippets and, for an int8 file with
-    int8 ends, its browser variant `<name>_web.tflite` (uint8 ends, batch 1) and its app variant
+    """Write the .tflite, its card, labels.txt, the C array, the app snippets, the Android finder and, for an
+    int8 file with int8 ends, its browser variant `<name>_web.tflite` (uint8 ends, batch 1) and its app variant
     `<name>_mobile.tflite` (RGB uint8 in, probabilities out), each atomically."""
     out_dir = atomic.ensure_dir(out_dir)
     header, source = c_array(content, name, card)
@@ -232,6 +233,7 @@ def write_artifacts(out_dir: str | Path, name: str, content: bytes, card: dict) 
         atomic.write_text(out_dir / f"{name}_model_data.cc", source),
         atomic.write_text(out_dir / f"{name}_android.kt", app_snippets.kotlin(name, card, gate)),
         atomic.write_text(out_dir / f"{name}_ios.swift", app_snippets.swift(name, card, gate)),
+        atomic.write_text(out_dir / app_snippets.ANDROID_FINDER.name, app_snippets.ANDROID_FINDER.read_text()),
         *web,
     ]
 

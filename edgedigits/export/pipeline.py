@@ -225,7 +225,7 @@ def _run(plan: ExportPlan, splits: data.Splits, out_dir: Path, run_dir: Path, st
         if own:
             _stage("own digits", fine_tune.summary(own["own_digits"]))
     _stage("done", f"{time.perf_counter() - started:.0f} s in all; files written:\n"
-                   + "\n".join(f"  {path}" for path in written))
+                   + "\n".join(f"  {path}" for path in dict.fromkeys(written)))  # labels.txt once, not per file
     return cards
 
 

@@ -1,7 +1,8 @@
 // Image -> 28x28 MNIST-style digits and their boxes, in the browser: a line-for-line port of
 // firmware_harness/preprocess.py (find_digits) on OpenCV.js, the same OpenCV as the Python side,
-// so the page and `edgedigits predict` read the same digits. Keep the two in step; the browser
-// test (tests/test_browser.py) holds them together on the same images.
+// so the page and `edgedigits predict` read the same digits. Keep it in step with Python and with the Android
+// port (edgedigits/export/android/DigitFinder.kt); tests/test_browser.py and tests/test_android_finder.py hold
+// the three together on the same images.
 
 export const WORK_MAX_SIDE = 1024;
 const WORK_MIN_SIDE = 128;
