@@ -1,7 +1,8 @@
 // Image -> 28x28 MNIST-style digits and their boxes, on Android: firmware_harness/preprocess.py (find_digits) step
 // for step on OpenCV's Java API (the OpenCV Android SDK's), as edgedigits/serving/web/digits.js is on OpenCV.js, so
 // an app finds the digits `edgedigits predict` finds. tests/test_android_finder.py compiles it with kotlinc against
-// Debian's libopencv-java and holds it to Python on phone-like scenes; keep the three in step.
+// Debian's libopencv-java and holds it to Python on phone-like scenes; keep the three in step. Plain Kotlin that
+// compiles from Kotlin 1.3 (Debian's) to 2.x (Android Studio's): no collection call whose form changed between.
 //
 // In an app (OpenCV's Android SDK, org.opencv:opencv 4.x; OpenCVLoader.initLocal() once):
 //     val rgba = Mat(); Utils.bitmapToMat(bitmap, rgba)
@@ -19,6 +20,7 @@ import org.opencv.core.Rect
 import org.opencv.core.Scalar
 import org.opencv.core.Size
 import org.opencv.imgproc.Imgproc
+import java.util.Locale
 import kotlin.math.abs
 import kotlin.math.log2
 import kotlin.math.max
@@ -197,7 +199,7 @@ private fun sideCover(ink: BooleanArray, cols: Int, rows: Int, band: Int): Doubl
 
 /** Ink near all four sides of a mark's box along half of each: the cheap test before levelling a frame (_framed). */
 private fun framed(ink: BooleanArray, cols: Int, rows: Int): Boolean =
-    sideCover(ink, cols, rows, max(2, (0.15 * min(rows, cols)).toInt())).min()!! >= 0.5
+    sideCover(ink, cols, rows, max(2, (0.15 * min(rows, cols)).toInt())).reduce(::min) >= 0.5
 
 /** Whether boxes a and b (x0, y0, x1, y1) are pieces of one digit (_one_digit_matrix, one pair). */
 private fun oneDigit(a: DoubleArray, b: DoubleArray, typical: Double): Boolean {
@@ -226,8 +228,8 @@ private fun isLine(b: Blob, typical: Double): Boolean =
 
 private fun typicalHeight(blobs: List<Blob>, areas: IntArray): Double {
     if (blobs.isEmpty()) return 0.0
-    val ink = blobs.map { b -> b.labels.sumBy { areas[it] } }
-    val enough = 0.1 * ink.max()!!
+    val ink = blobs.map { b -> b.labels.fold(0) { sum, i -> sum + areas[i] } }
+    val enough = 0.1 * ink.reduce(::max)
     return median(blobs.filterIndexed { k, _ -> ink[k] >= enough }.map { it.h.toDouble() }.toDoubleArray())
 }
 
@@ -367,8 +369,8 @@ private class Work {
         var typical = typicalHeight(blobs, found.areas)
         blobs = blobs.filter { it.h >= SPECK_FRACTION * typical }
         if (blobs.size > MAX_MARKS) {
-            throw TooManyMarks("%,d digit-sized marks, more than the %,d one image is read for; crop the image to the digits"
-                                   .format(blobs.size, MAX_MARKS))
+            throw TooManyMarks(String.format(Locale.ROOT, "%,d digit-sized marks, more than the %,d one image is read for; " +
+                                             "crop the image to the digits", blobs.size, MAX_MARKS))
         }
         blobs = mergePieces(blobs, typical)
         typical = typicalHeight(blobs, found.areas)
@@ -778,7 +780,7 @@ private class Work {
         val sums = DoubleArray(areas.size)
         for (p in labels.indices) sums[labels[p]] += flat[p].toDouble()
         val means = blobs.map { sums[it.labels[0]] / areas[it.labels[0]] }
-        val strongest = means.max()!!
+        val strongest = means.reduce(::max)
         val stride = width + 1
         val level = DoubleArray((height + 1) * stride)
         val count = DoubleArray((height + 1) * stride)
