@@ -6,7 +6,7 @@
 //
 // In an app (OpenCV's Android SDK, org.opencv:opencv 4.x; OpenCVLoader.initLocal() once):
 //     val rgba = Mat(); Utils.bitmapToMat(bitmap, rgba)
-//     for (digit in DigitFinder.find(rgba)) { /* digit.pixels: 784 bytes for the model, digit.box, digit.line */ }
+//     for (digit in DigitFinder.find(rgba)) { val (best, confidence) = reader.read(digit.pixels); /* digit.box */ }
 package edgedigits.finder
 
 import org.opencv.core.Core
@@ -55,9 +55,9 @@ private const val NORMALIZE_SIDE = 64
 private const val SPLIT_ASPECT = 1.5
 private const val MIN_DIGIT_PX = 12
 
-/** One found digit: [pixels] 28x28 row-major (0-255 as unsigned bytes, white ink on black, as the model takes it),
+/** One found digit: [pixels] 28x28 row-major, 0-255, white ink on black (what the snippet's reader.read takes),
  *  [box] x, y, w, h in the input image, [line] its text line (0 = top). */
-class Digit(val pixels: ByteArray, val box: IntArray, val line: Int)
+class Digit(val pixels: IntArray, val box: IntArray, val line: Int)
 
 /** More digit-sized marks than MAX_MARKS: a pattern, not a page of digits; refused in bounded time. */
 class TooManyMarks(message: String) : IllegalArgumentException(message)
@@ -814,8 +814,8 @@ private class Work {
     }
 
     /** A 0/255 digit mask -> 28x28 in MNIST form: strokes towards MNIST's pen, fitted to 20x20, centred by mass. */
-    fun toMnist(item: Item): ByteArray {
-        val empty = ByteArray(MNIST_SIZE * MNIST_SIZE)
+    fun toMnist(item: Item): IntArray {
+        val empty = IntArray(MNIST_SIZE * MNIST_SIZE)
         var mask = fromU8(item.h, item.w, item.mask)
         if (Core.countNonZero(mask) == 0) return empty
         mask = crop(mask, Imgproc.boundingRect(mask))
@@ -852,7 +852,7 @@ private class Work {
         val out = mat()
         Imgproc.warpAffine(fitted, out, shift, Size(MNIST_SIZE.toDouble(), MNIST_SIZE.toDouble()), Imgproc.INTER_LINEAR,
                            Core.BORDER_CONSTANT, Scalar(0.0))
-        return ByteArray(MNIST_SIZE * MNIST_SIZE).also { out.get(0, 0, it) }
+        return u8(out)
     }
 
     /** Lines top to bottom, digits left to right (_reading_order); boxes back in the input's pixels. */
