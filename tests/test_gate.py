@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from firmware_harness import contract
+from firmware_harness import contract, tflite_metadata
 from firmware_harness.runtime import Model, shipped_model
 
 
@@ -45,12 +45,15 @@ def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path,
         "mnist_validation", "held_out_fonts_digits", "held_out_fonts_not_digits"}
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "edgedigits_gate_int8.json", "edgedigits_gate_int8.tflite", "edgedigits_gate_int8_web.tflite"]
+    assert tflite_metadata.read((tmp_path / contract.GATE_FILE).read_bytes())["files"]["labels.txt"].splitlines() \
+        == contract.GATE_LABELS == card["labels"]
 
 
 def test_the_shipped_gates_browser_variant_is_made_from_it():
     """The page takes the gate's `_web.tflite` as shipped (a device-only install cannot make one)."""
     pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the web variant is made with LiteRT's schema")
-    from edgedigits.export import web_model
+    from edgedigits.export import artifacts, standard_metadata
 
     path = shipped_model(contract.GATE_FILE)
-    assert path.with_name(f"{path.stem}_web.tflite").read_bytes() == web_model.web_variant(path.read_bytes())
+    web = path.with_name(f"{path.stem}_web.tflite").read_bytes()
+    assert web == artifacts.web_file(path.read_bytes(), path.stem, contract.GATE_LABELS, standard_metadata.GATE_ABOUT)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.training import cards, data, glyphs, models
-from edgedigits.export import artifacts, tflite_edit, web_model
+from edgedigits.export import artifacts, tflite_edit
 from firmware_harness import atomic, contract
 from firmware_harness.device import opencv_version, package_version
 from firmware_harness.errors import UserError
@@ -94,7 +94,8 @@ def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Pa
           f"others; training {epochs} epochs", flush=True)
     model = fit(x, y, epochs, seed)
     calibration = x[np.random.default_rng(seed).choice(len(x), 1000, replace=False)]
-    content = tflite_edit.strip(artifacts.convert(model, "int8", calibration_images=calibration))
+    content, web = artifacts.gate_files(tflite_edit.strip(artifacts.convert(model, "int8", calibration_images=calibration)),
+                                        Path(contract.GATE_FILE).stem)
     gate = Model(content, probe=False, classes=len(contract.GATE_LABELS), name="gate")
     measured = measure(gate, splits, seed)
     card = {"name": Path(contract.GATE_FILE).stem, "labels": contract.GATE_LABELS, "blocks": BLOCKS,
@@ -107,7 +108,7 @@ def make(out: Path, epochs: int, seed: int, limit: int | None = None) -> list[Pa
             "measured": measured, **artifacts.describe(content), **cards.provenance()}
     path = out / contract.GATE_FILE
     written = [atomic.write_bytes(path, content), atomic.write_json(path.with_suffix(".json"), card),
-               atomic.write_bytes(path.with_name(f"{path.stem}_web.tflite"), web_model.web_variant(content))]
+               atomic.write_bytes(path.with_name(f"{path.stem}_web.tflite"), web)]
     for name, m in measured.items():
         print(f"[gate] {name}: {m['called_digit']:.2%} of {m['n']:,} called digits", flush=True)
     return written

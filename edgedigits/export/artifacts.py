@@ -24,7 +24,7 @@ from edgedigits.export import app_snippets, mobile_model, names, standard_metada
 from edgedigits.training import cards, data
 from edgedigits.export.formats import format_named
 from firmware_harness import atomic, mcu, native_stderr, tflite_file
-from firmware_harness.contract import LABELS, METADATA_NAME, PREPROCESSING
+from firmware_harness.contract import GATE_LABELS, LABELS, METADATA_NAME, PREPROCESSING
 from firmware_harness.device import package_version
 from firmware_harness.errors import UserError, WorkError
 from firmware_harness.runtime import KERNELS, Model
@@ -162,11 +162,18 @@ def embed_card(content: bytes, card: dict) -> tuple[bytes, dict]:
                       "standard_metadata_bytes": len(embedded) - len(carded)}
 
 
-def web_file(content: bytes, name: str) -> bytes:
+def web_file(content: bytes, name: str, labels: list[str] = LABELS, about: str = standard_metadata.ABOUT) -> bytes:
     """The browser variant (`web_model`) of an int8 file, with its own standard metadata."""
     return standard_metadata.with_standard_metadata(
         web_model.web_variant(content), standard_metadata.describe_digits(content, f"{name}_web", ink=INK,
-                                                                          scores=LOGITS))
+                                                                          scores=LOGITS, labels=labels, about=about))
+
+
+def gate_files(content: bytes, name: str) -> tuple[bytes, bytes]:
+    """The digit gate and its browser variant, each with its standard metadata (the gate's own labels)."""
+    gate = standard_metadata.with_standard_metadata(content, standard_metadata.describe_digits(
+        content, name, ink=INK, scores=LOGITS, labels=GATE_LABELS, about=standard_metadata.GATE_ABOUT))
+    return gate, web_file(gate, name, GATE_LABELS, standard_metadata.GATE_ABOUT)
 
 
 def mobile_file(content: bytes, name: str) -> bytes:

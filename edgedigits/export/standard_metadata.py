@@ -22,6 +22,8 @@ from firmware_harness.tflite_metadata import ENTRY, FILE_IDENTIFIER
 AUTHOR, LICENCE = "edgedigits", "Apache-2.0"
 ABOUT = ("Reads one handwritten digit, 0-9. Best with the digit framed as MNIST was: its longest side 20 px, "
          "its centre of mass at the centre; edgedigits' finder frames each digit it finds in a photo so.")
+GATE_ABOUT = ("Tells whether one mark, framed as MNIST framed its digits, is a digit at all or a letter, a sign or a "
+              "scribble; edgedigits multiplies the digit model's confidence by this model's chance of 'digit'.")
 MIN_PARSER_VERSION = "1.0.0"  # the fields written here are all in 1.0.0
 LABELS_FILE = "labels.txt"
 TENSOR_AXIS_LABELS = 2  # AssociatedFileType
@@ -47,13 +49,15 @@ class Description:
     scores: str  # what the output's values are: logits or probabilities
 
 
-def describe_digits(content: bytes, name: str, *, ink: str, scores: str) -> Description:
-    """The description of a digit model from its own input tensor (channels, float or quantized)."""
+def describe_digits(content: bytes, name: str, *, ink: str, scores: str, labels: list[str] = LABELS,
+                    about: str = ABOUT) -> Description:
+    """The description of a model of 28x28 marks (the digit model; the gate with its own `labels` and `about`)
+    from its own input tensor (channels, float or quantized)."""
     info = tflite_file.parse(content)
     image = info.tensors[info.inputs[0]]
-    return Description(name=name, description=ABOUT, version=package_version("edgedigits") or "0", author=AUTHOR,
+    return Description(name=name, description=about, version=package_version("edgedigits") or "0", author=AUTHOR,
                        licence=LICENCE, color_space=RGB if image.shape[-1] == 3 else GRAYSCALE, size=image.shape[1],
-                       float_input=image.type_code == 0, ink=ink, labels=tuple(LABELS), scores=scores)
+                       float_input=image.type_code == 0, ink=ink, labels=tuple(labels), scores=scores)
 
 
 def _strings(builder, *values: str | None) -> list[int | None]:
