@@ -11,7 +11,7 @@ from firmware_harness import contract
 from firmware_harness.preprocess import Digit, find_digits
 from firmware_harness.runtime import Model, load_gate
 
-WORD_GAP = 0.5  # marks of one line closer than this many of the taller one's height are one word
+WORD_GAP = 0.5  # marks side by side closer than this many of the taller one's height are one word
 TEXT_WORD = 3  # a word of at least this many marks, under half of them digits by the gate, is text
 
 
@@ -57,19 +57,43 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def text_shares(found: list[Digit], digit_chance: np.ndarray) -> np.ndarray:
     """For each mark, the share of its word's marks that the gate takes for digits (chance 0.5 or more) where
-    the word is text (TEXT_WORD marks or more, under half of them digits), else 1: an S, a Z or an O among
-    letters is a letter. Marks are in reading order; a word is a run of them on one line with small gaps."""
-    shares, start = np.ones(len(found)), 0
-    for k in range(1, len(found) + 1):
-        if k < len(found) and found[k].line == found[k - 1].line:
-            (x, _, w, h), (nx, _, _, nh) = found[k - 1].box, found[k].box
-            if nx - (x + w) < WORD_GAP * max(h, nh):
-                continue
-        share = float(np.mean(digit_chance[start:k] >= 0.5))
-        if k - start >= TEXT_WORD and share < 0.5:
-            shares[start:k] = share
-        start = k
+    the word is text (TEXT_WORD marks or more, under half of them digits), else 1: an O or an l among letters
+    is a letter. A word is a group of marks each beside another of the group (`_beside`), wherever the
+    reading order puts them: a tilted word split over two lines is one word."""
+    shares = np.ones(len(found))
+    for members in _groups(len(found), _beside(np.array([d.box for d in found]).reshape(-1, 4))):
+        share = float(np.mean(digit_chance[members] >= 0.5))
+        if len(members) >= TEXT_WORD and share < 0.5:
+            shares[members] = share
     return shares
+
+
+def _beside(boxes: np.ndarray) -> np.ndarray:
+    """(i, j) pairs, i < j, of boxes side by side: closer than WORD_GAP of the taller one's height across and
+    sharing at least half the shorter one's rows."""
+    x, y, w, h = (boxes[:, k, None] for k in range(4))
+    gap = np.maximum(x.T - (x + w), x - (x.T + w.T))
+    shared = np.minimum(y + h, (y + h).T) - np.maximum(y, y.T)
+    near = (gap < WORD_GAP * np.maximum(h, h.T)) & (2 * shared >= np.minimum(h, h.T))
+    return np.argwhere(np.triu(near, 1))
+
+
+def _groups(n: int, pairs: np.ndarray) -> list[list[int]]:
+    """The connected groups of 0..n-1 under `pairs`, each in ascending order."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[root(int(j))] = root(int(i))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def classify(model: Model, found: list[Digit], gate: Model | None = None) -> Reading:

@@ -137,6 +137,21 @@ def test_a_word_of_letters_is_text_and_its_digit_like_letters_with_it():
     assert np.allclose(shares[:12], 4 / 12) and np.all(shares[12:] == 1)
 
 
+def test_a_tilted_word_that_the_reading_order_puts_on_two_lines_is_one_word():
+    """Eight marks of a word tilted down to the right, the last three put on the next line by the reading order
+    (two of them digit-like): still one word of text, 3/8 digits; a number on a line of its own below, whose rows
+    the word does not share, keeps its confidences."""
+    from firmware_harness import recognize
+    from firmware_harness.preprocess import Digit
+
+    blank = np.zeros((28, 28), np.uint8)
+    word = [Digit(blank, (10 + 22 * k, 50 + 4 * k, 18, 25), 0 if k < 5 else 1) for k in range(8)]
+    number = [Digit(blank, (10 + 30 * k, 140, 20, 25), 2) for k in range(3)]
+    chances = np.array([0.1, 0.9, 0.0, 0.2, 0.1, 0.99, 0.7, 0.0] + [0.9, 0.6, 0.95])
+    shares = recognize.text_shares(word + number, chances)
+    assert np.allclose(shares[:8], 3 / 8) and np.all(shares[8:] == 1)
+
+
 def test_printed_words_of_letters_show_no_digits(shipped_model):
     """A printed line of twelve random letters on paper (blank_scene's "text"), twenty photos: at most five digits
     over 0.5 (before the word test, S, Z and O showed in a word of letters: 114 per 100 such photos in the

@@ -75,22 +75,27 @@ async function classify(compiled, output, crop) {
   return probabilities;
 }
 
-const WORD_GAP = 0.5;  // marks of one line closer than this many of the taller one's height are one word
+const WORD_GAP = 0.5;  // marks side by side closer than this many of the taller one's height are one word
 const TEXT_WORD = 3;  // a word of at least this many marks, under half of them digits by the gate, is text
 
-// For each mark, the share of its word's marks the gate takes for digits where the word is text, else 1: an S,
-// a Z or an O among letters is a letter (recognize.text_shares).
+// For each mark, the share of its word's marks the gate takes for digits where the word is text, else 1: an O or
+// an l among letters is a letter. A word: marks each beside another of it, on any line (recognize.text_shares).
 function textShares(found, chances) {
-  const shares = found.map(() => 1);
-  let start = 0;
-  for (let k = 1; k <= found.length; k++) {
-    if (k < found.length && found[k].line === found[k - 1].line) {
-      const [x, , w, h] = found[k - 1].box, [nx, , , nh] = found[k].box;
-      if (nx - (x + w) < WORD_GAP * Math.max(h, nh)) continue;
+  const parent = found.map((_, i) => i);
+  const root = i => { while (parent[i] !== i) { parent[i] = parent[parent[i]]; i = parent[i]; } return i; };
+  found.forEach(({box: [x, y, w, h]}, i) => {
+    for (let j = i + 1; j < found.length; j++) {
+      const [nx, ny, nw, nh] = found[j].box;
+      const gap = Math.max(nx - (x + w), x - (nx + nw)), shared = Math.min(y + h, ny + nh) - Math.max(y, ny);
+      if (gap < WORD_GAP * Math.max(h, nh) && 2 * shared >= Math.min(h, nh)) parent[root(j)] = root(i);
     }
-    const share = chances.slice(start, k).filter(c => c >= 0.5).length / (k - start);
-    if (k - start >= TEXT_WORD && share < 0.5) shares.fill(share, start, k);
-    start = k;
+  });
+  const words = new Map();
+  found.forEach((_, i) => words.set(root(i), [...(words.get(root(i)) || []), i]));
+  const shares = found.map(() => 1);
+  for (const members of words.values()) {
+    const share = members.filter(i => chances[i] >= 0.5).length / members.length;
+    if (members.length >= TEXT_WORD && share < 0.5) members.forEach(i => { shares[i] = share; });
   }
   return shares;
 }
