@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from firmware_harness import contract, tflite_metadata
+from firmware_harness.preprocess import find_digits
 from firmware_harness.runtime import Model, shipped_model
 
 
@@ -18,6 +19,7 @@ def test_the_shipped_gate_is_the_file_its_card_describes():
     assert card["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and card["labels"] == contract.GATE_LABELS
     assert card["measured"]["mnist_validation"]["called_digit"] > 0.99
     assert card["measured"]["held_out_fonts_not_digits"]["called_digit"] < 0.1
+    assert card["measured"]["empty_boxes"]["called_digit"] < 0.05  # a form's empty box is not a 0
     assert Model(path, probe=False, classes=2).output.shape[-1] == 2
 
 
@@ -33,6 +35,20 @@ def test_glyphs_are_framed_as_the_harness_frames_digits():
     assert np.array_equal(letters, again)  # seeded
 
 
+def test_letters_set_close_touch_and_are_found_as_one_mark():
+    """`joined` sets two or three letters closer than their font does; the pages kept are those where the finder
+    takes them for one mark."""
+    glyphs = pytest.importorskip("edgedigits.training.glyphs")
+    fonts = [glyphs.Font(h, greek=False) for h in glyphs.TRAIN_HERSHEY]
+    rng = np.random.default_rng(0)
+    apart = [len(find_digits(glyphs.draw("HKM", fonts[0], rng, max_stroke=0, low_res=0))) for _ in range(5)]
+    touching = [len(find_digits(glyphs.draw("HKM", fonts[0], rng, max_stroke=0, low_res=0, tracking=0.6)))
+                for _ in range(5)]
+    assert apart == [3] * 5 and max(touching) < 3
+    joined = glyphs.joined(glyphs.LETTERS, fonts, 60, seed=0)
+    assert 20 <= len(joined) <= 60 and joined.shape[1:] == (28, 28)
+
+
 def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path, monkeypatch):
     pytest.importorskip("tensorflow")
     gate = pytest.importorskip("edgedigits.builds.gate")
@@ -42,7 +58,8 @@ def test_a_small_gate_trains_converts_and_carries_its_card(tmp_path, mnist_path,
     assert card["limit"] == 1500 and card["examples"]["digits"] > card["examples"]["not_digits"] > 0
     model = Model(tmp_path / contract.GATE_FILE, classes=2)  # probed in a child, as any new file
     assert model.input.dtype == np.int8 and set(card["measured"]) == {
-        "mnist_validation", "held_out_fonts_digits", "held_out_fonts_not_digits"}
+        "mnist_validation", "held_out_fonts_digits", "held_out_fonts_not_digits", "held_out_fonts_joined_letters",
+        "empty_boxes"}
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "edgedigits_gate_int8.json", "edgedigits_gate_int8.tflite", "edgedigits_gate_int8_web.tflite"]
     assert tflite_metadata.read((tmp_path / contract.GATE_FILE).read_bytes())["files"]["labels.txt"].splitlines() \

@@ -61,7 +61,7 @@ class EdgedigitsInt8MediaPipe(context: Context) : AutoCloseable {
 /** DigitReader's arithmetic: logits dequantized, softmax, the best digit's probability times the gate's chance that the mark is a digit at all. */
 object EdgedigitsInt8Scores {
     fun logits(raw: ByteArray): FloatArray = FloatArray(raw.size) { (raw[it] - (23)) * 0.11643629f }
-    fun gateLogits(raw: ByteArray): FloatArray = FloatArray(raw.size) { (raw[it] - (7)) * 0.11182061f }
+    fun gateLogits(raw: ByteArray): FloatArray = FloatArray(raw.size) { (raw[it] - (-1)) * 0.10581865f }
     fun softmax(x: FloatArray): FloatArray {
         var top = x[0]
         for (v in x) if (v > top) top = v

@@ -52,7 +52,7 @@ func classifyDigit(_ classifier: ImageClassifier, _ image: UIImage) throws -> (d
 /// DigitReader's arithmetic, as the Kotlin EdgedigitsInt8Scores object has it.
 enum EdgedigitsInt8Scores {
     static func logits(_ raw: Data) -> [Float] { raw.map { (Float(Int8(bitPattern: $0)) - (23)) * 0.11643629 } }
-    static func gateLogits(_ raw: Data) -> [Float] { raw.map { (Float(Int8(bitPattern: $0)) - (7)) * 0.11182061 } }
+    static func gateLogits(_ raw: Data) -> [Float] { raw.map { (Float(Int8(bitPattern: $0)) - (-1)) * 0.10581865 } }
 
     static func softmax(_ x: [Float]) -> [Float] {
         let top = x.max() ?? 0

@@ -5,8 +5,8 @@ letters with a confidence of 0.9 or more. The gate is a second small int8 model 
 not a digit / digit, that the harness multiplies into each confidence (firmware_harness/recognize.py),
 so that `predict --min-confidence 0.9` turns letters and signs into '?'. It learns digits from the
 MNIST training split (also drawn again on pages at other sizes and resolutions) and from digits
-printed in fonts, and non-digits from printed letters, signs and scribbles (edgedigits/training/glyphs.py),
-every one as `find_digits` frames it. It is measured on the validation split and on fonts it never saw.
+printed in fonts, and non-digits from printed letters (alone and touching), signs, scribbles and empty form boxes
+(edgedigits/training/glyphs.py), every one as `find_digits` frames it. It is measured on the validation split and on fonts it never saw.
 
     python -m edgedigits.builds.gate [--out edgedigits/pretrained] [--epochs 16] [--seed 0] [--limit N]
 """
@@ -30,7 +30,8 @@ from firmware_harness.recognize import softmax
 from firmware_harness.runtime import Model
 
 BLOCKS = "c8s2 c16 c16s2 c24 c32 c32"  # ds_cnn_fast's layers: smaller ones let a third of the letters through
-PRINTED = {"digits": 16_000, "others": 24_000, "scribbles": 4_000}  # for the full training split (55,000)
+PRINTED = {"digits": 16_000, "others": 24_000, "joined": 8_000, "scribbles": 4_000,
+           "empty_boxes": 2_000}  # for the full training split (55,000)
 HELD_OUT = 2_000  # glyphs of each kind in the fonts kept for measuring
 SYSTEM_FONTS = "/usr/share/fonts/truetype/liberation/*.ttf"  # also held out, where the system has them
 LR = 3e-3
@@ -43,7 +44,9 @@ def examples(splits: data.Splits, seed: int) -> tuple[np.ndarray, np.ndarray]:
     fonts = glyphs.training_fonts()
     n = {kind: max(10, count * len(splits.x_train) // 55_000) for kind, count in PRINTED.items()}
     digits = [splits.x_train, glyphs.redrawn(splits.x_train, seed), glyphs.rendered(glyphs.DIGITS, fonts, n["digits"], seed + 1)]
-    others = [glyphs.rendered(glyphs.NOT_DIGITS, fonts, n["others"], seed + 2), glyphs.scribbles(n["scribbles"], seed + 3)]
+    others = [glyphs.rendered(glyphs.NOT_DIGITS, fonts, n["others"], seed + 2), glyphs.scribbles(n["scribbles"], seed + 3),
+              glyphs.joined(glyphs.LETTERS, fonts, n["joined"], seed + 4),
+              glyphs.scribbles(n["empty_boxes"], seed + 5, glyphs.empty_box)]
     x = np.concatenate(others + digits)
     n_others = sum(len(o) for o in others)
     y = np.full(len(x), contract.GATE_DIGIT, np.int32)
@@ -79,7 +82,9 @@ def measure(gate: Model, splits: data.Splits, seed: int) -> dict:
     fonts = held_out_fonts()
     sets = {"mnist_validation": splits.x_val,
             "held_out_fonts_digits": glyphs.rendered(glyphs.DIGITS, fonts, HELD_OUT, seed + 11),
-            "held_out_fonts_not_digits": glyphs.rendered(glyphs.NOT_DIGITS, fonts, HELD_OUT, seed + 12)}
+            "held_out_fonts_not_digits": glyphs.rendered(glyphs.NOT_DIGITS, fonts, HELD_OUT, seed + 12),
+            "held_out_fonts_joined_letters": glyphs.joined(glyphs.LETTERS, fonts, HELD_OUT, seed + 13),
+            "empty_boxes": glyphs.scribbles(HELD_OUT, seed + 14, glyphs.empty_box)}
     return {name: {"n": len(x), "called_digit": round(float(np.mean(
         softmax(gate.predict(x))[:, contract.GATE_DIGIT] >= 0.5)), 4)} for name, x in sets.items()}
 

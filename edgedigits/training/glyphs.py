@@ -9,6 +9,7 @@ stroke fonts; `HELD_OUT_HERSHEY` and any other system fonts are kept for measuri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,14 @@ import numpy as np
 
 from firmware_harness.preprocess import find_digits
 
-# Letters and signs that are not digits. Left out: those that a digit may look like when written by
-# hand (O o D Q, I l i j J |, S s, Z z, b G, g q, / \ ( ) [ ]), which would teach the gate to refuse digits.
+# Letters and signs that are not digits. Left out: those a printed digit is drawn as in some font or hand
+# (O o D Q as 0, I l i j J | as 1, q as 9, / \ ( ) [ ]), which would teach the gate to refuse digits.
+# S s Z z G g b are in: printed, they differ from a 5, 2, 6 or 9, which MNIST teaches as handwritten.
 NOT_DIGITS = ("ACEFHKLMNPRTUVWXYaBcdefhkmnprtuvwxy"
+              "SsZzGgb"
               "+=%#@&*?$<>{}^~"
               "αβγδλμπσφψωΓΔΘΛΞΠΣΦΨΩ")
+LETTERS = "".join(c for c in NOT_DIGITS if c.isascii() and c.isalpha())
 DIGITS = "0123456789"
 TRAIN_HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN,
                  cv2.FONT_HERSHEY_COMPLEX)
@@ -55,25 +59,30 @@ def training_fonts() -> list[Font]:
             + [Font(h, greek=False) for h in TRAIN_HERSHEY])
 
 
-def draw(char: str, font: Font, rng: np.random.Generator, *, max_stroke: int = 2, low_res: float = 0.3) -> np.ndarray:
-    """One character on a page: random size, weight (up to `max_stroke` steps bolder), slant and rotation,
-    drawn at a low resolution and enlarged with probability `low_res`."""
+def draw(text: str, font: Font, rng: np.random.Generator, *, max_stroke: int = 2, low_res: float = 0.3,
+         tracking: float = 1.0) -> np.ndarray:
+    """A character (or a word) on a page: random size, weight (up to `max_stroke` steps bolder), slant and
+    rotation, drawn at a low resolution and enlarged with probability `low_res`; each character `tracking`
+    of its advance after the one before (under 1: closer than the font sets them, so that they touch)."""
     size = int(rng.integers(40, 90))
     if isinstance(font.source, int):
         scale = size / 22.0
         thickness = int(rng.integers(1, 4)) * max(1, size // 30)
-        (w, h), base = cv2.getTextSize(char, font.source, scale, thickness)
-        page = np.full((h + base + 2 * size, w + 2 * size), PAGE, np.uint8)
-        cv2.putText(page, char, (size, size + h), font.source, scale, INK, thickness, cv2.LINE_AA)
+        advances = [cv2.getTextSize(c, font.source, scale, thickness)[0][0] * tracking for c in text]
+        (w, h), base = cv2.getTextSize(text, font.source, scale, thickness)
+        page = np.full((h + base + 2 * size, max(w, round(sum(advances))) + 2 * size), PAGE, np.uint8)
+        for x, part in _placed(text, advances, tracking):
+            cv2.putText(page, part, (size + x, size + h), font.source, scale, INK, thickness, cv2.LINE_AA)
     else:
         from PIL import Image, ImageDraw, ImageFont
 
         face = ImageFont.truetype(font.source, size)
         stroke = int(rng.integers(0, max_stroke + 1)) * max(1, size // 40)
-        left, top, right, bottom = face.getbbox(char, stroke_width=stroke)
+        left, top, right, bottom = face.getbbox(text, stroke_width=stroke)
         image = Image.new("L", (right - left + 2 * size, bottom - top + 2 * size), PAGE)
-        ImageDraw.Draw(image).text((size - left, size - top), char, font=face, fill=INK, stroke_width=stroke,
-                                   stroke_fill=INK)
+        pen = ImageDraw.Draw(image)
+        for x, part in _placed(text, [face.getlength(c) * tracking for c in text], tracking):
+            pen.text((size - left + x, size - top), part, font=face, fill=INK, stroke_width=stroke, stroke_fill=INK)
         page = np.asarray(image)
     page = _slant(page, rng)
     if rng.random() < low_res:
@@ -82,6 +91,13 @@ def draw(char: str, font: Font, rng: np.random.Generator, *, max_stroke: int = 2
         small = cv2.resize(page, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
         page = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
     return page
+
+
+def _placed(text: str, advances: list[float], tracking: float) -> list[tuple[int, str]]:
+    """Where each part of `text` is drawn: the whole at 0 as the font sets it, or character by character."""
+    if tracking == 1.0:
+        return [(0, text)]
+    return [(round(sum(advances[:k])), c) for k, c in enumerate(text)]
 
 
 def _slant(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -109,6 +125,18 @@ def scribble(rng: np.random.Generator) -> np.ndarray:
         points = rng.uniform(20, 35, (len(angles), 1)) * np.stack([np.cos(angles), np.sin(angles)], axis=1)
         cv2.fillPoly(page, [(points + 80).astype(np.int32)], INK, cv2.LINE_AA)
     return page
+
+
+def empty_box(rng: np.random.Generator) -> np.ndarray:
+    """A form's empty answer box: a printed rectangle, thin lines, tilted a little. (Found on its
+    own, the harness frames it as a thick-stroked ring, which a digit model takes for a 0.)"""
+    page = np.full((200, 200), PAGE, np.uint8)
+    h = int(rng.integers(40, 130))
+    w = int(h * rng.uniform(0.6, 1.4))  # as forms draw them: no narrower (a ring that narrow is a 0's shape)
+    cv2.rectangle(page, (100 - w // 2, 100 - h // 2), (100 + w // 2, 100 + h // 2), INK, int(rng.integers(1, 5)),
+                  cv2.LINE_AA)
+    return cv2.warpAffine(page, cv2.getRotationMatrix2D((100, 100), rng.uniform(-8, 8), 1.0), (200, 200),
+                          borderValue=PAGE)
 
 
 def _rotation(angle: float) -> np.ndarray:
@@ -153,6 +181,19 @@ def rendered(chars: str, fonts: list[Font], n: int, seed: int) -> np.ndarray:
     return crops(pages)
 
 
-def scribbles(n: int, seed: int) -> np.ndarray:
+def joined(chars: str, fonts: list[Font], n: int, seed: int) -> np.ndarray:
+    """Crops of two or three characters from `chars` set so close that they touch and `find_digits` takes them
+    for one mark (pages where it finds other than one are skipped, so there are fewer than `n`)."""
     rng = np.random.default_rng(seed)
-    return crops([scribble(rng) for _ in range(n)])
+    pages = []
+    for _ in range(n):
+        font = fonts[rng.integers(len(fonts))]
+        text = "".join(rng.choice(list(chars), int(rng.integers(2, 4))))
+        pages.append(draw(text, font, rng, tracking=float(rng.uniform(0.55, 0.9))))
+    return crops(pages)
+
+
+def scribbles(n: int, seed: int, mark: Callable[[np.random.Generator], np.ndarray] = scribble) -> np.ndarray:
+    """`n` crops of marks drawn by `mark` (`scribble`, `empty_box`)."""
+    rng = np.random.default_rng(seed)
+    return crops([mark(rng) for _ in range(n)])
