@@ -196,7 +196,7 @@ def blank_scene(on: str, rng: np.random.Generator, size: tuple[int, int] = (480,
         grain = cv2.resize(rng.normal(0, 1, (height // 3, width // 3)).astype(np.float32), (width, height))
         canvas = canvas + grain * rng.uniform(8, 25)
     elif on == "text":
-        words = "".join(rng.choice(list("abcdefghkmnprstuvwxyzABCDEFGHKMNPRSTUVWXYZ"), 12))
+        words = "".join(rng.choice(list(LETTERS), 12))
         layer = np.zeros((height, width), np.uint8)
         cv2.putText(layer, words, (int(width * 0.05), height // 2), cv2.FONT_HERSHEY_SIMPLEX, width / 560, 255,
                     max(2, width // 240), cv2.LINE_AA)
@@ -207,6 +207,7 @@ def blank_scene(on: str, rng: np.random.Generator, size: tuple[int, int] = (480,
     return photographed(canvas, rng, blur=rng.uniform(0, 1.5), noise=rng.uniform(1, 8))
 
 
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK_ONLY = ("desk_only", "texture", "text")  # digit-free photos that are not a paper of PAPERS
 
 
