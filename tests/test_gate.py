@@ -42,7 +42,7 @@ def test_letters_set_close_touch_and_are_found_as_one_mark():
     fonts = [glyphs.Font(h, greek=False) for h in glyphs.TRAIN_HERSHEY]
     rng = np.random.default_rng(0)
     apart = [len(find_digits(glyphs.draw("HKM", fonts[0], rng, max_stroke=0, low_res=0))) for _ in range(5)]
-    touching = [len(find_digits(glyphs.draw("HKM", fonts[0], rng, max_stroke=0, low_res=0, tracking=0.6)))
+    touching = [len(find_digits(glyphs.draw("HKM", fonts[0], rng, max_stroke=0, low_res=0, tracking=0.5)))
                 for _ in range(5)]
     assert apart == [3] * 5 and max(touching) < 3
     joined = glyphs.joined(glyphs.LETTERS, fonts, 60, seed=0)
