@@ -9,8 +9,8 @@ gate (`firmware_harness/recognize.py`), and the share at or above the threshold 
 - the MNIST test set, which neither model was trained or tuned on, with the accuracy of what is kept;
 - scikit-learn's UCI digits (other writers, drawn at 64 px as `uci_digits.py` does);
 - the development sets of real handwriting (../shared/data/handwriting/, where they are), framed as
-  MNIST was made (`handwriting.py`'s classify).
-Every crop is framed by `find_digits` as in `edgedigits predict`. And whole printed words and numbers
+  MNIST was made (`handwriting.py`'s classify); every other crop is framed by `find_digits` as in
+  `edgedigits predict`. And whole printed words and numbers
 in the held-out fonts, read as `edgedigits predict --min-confidence 0.5` reads them (the gate and the
 word rule together): the digits shown per 100 words of 3-10 letters (any letter, O, l and I included),
 and the share of the digits of 3-8 digit numbers shown. Also the gate's invoke time at batch 1 beside
@@ -27,7 +27,7 @@ import numpy as np
 from record import record
 from uci_digits import draw
 
-from edgedigits.training import data, glyphs
+from edgedigits.training import data, glyphs, scenes
 from edgedigits.builds import gate
 from firmware_harness import contract
 from firmware_harness.device import machine_info
@@ -37,7 +37,6 @@ from firmware_harness.runtime import KERNELS, Model, load_gate, shipped_model
 
 SEED = 1000  # not the gate's own measuring seeds (11-13)
 SHOWN = 0.5  # the words are read with this --min-confidence
-ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def uci_crops() -> tuple[np.ndarray, np.ndarray]:
@@ -53,16 +52,15 @@ def words(digit_model: Model, gate_model: Model, fonts: list, n: int, seed: int)
     """Digits shown (confidence >= SHOWN) per 100 printed words of letters, and the share of printed numbers'
     digits shown, each drawn on a page in `fonts` and read whole."""
     rng = np.random.default_rng(seed)
-    shown = {"letters": 0, "digits": 0}
-    total_digits = 0
+    shown, drawn = {"letters": 0, "digits": 0}, {"letters": 0, "digits": 0}
     for k in range(n):
-        for kind, chars, lengths in (("letters", ALPHABET, (3, 11)), ("digits", glyphs.DIGITS, (3, 9))):
+        for kind, chars, lengths in (("letters", scenes.LETTERS, (3, 11)), ("digits", glyphs.DIGITS, (3, 9))):
             text = "".join(rng.choice(list(chars), int(rng.integers(*lengths))))
             reading = read(digit_model, glyphs.draw(text, fonts[k % len(fonts)], rng, max_stroke=1), gate_model)
             shown[kind] += sum(c >= SHOWN for c in reading.confidences)
-            total_digits += len(text) if kind == "digits" else 0
+            drawn[kind] += len(text)
     return {"words": n, "digits_shown_per_100_words": round(100 * shown["letters"] / n, 2),
-            "number_digits_shown": round(shown["digits"] / total_digits, 4)}
+            "number_digits_shown": round(shown["digits"] / drawn["digits"], 4)}
 
 
 def main() -> int:

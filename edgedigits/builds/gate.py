@@ -45,7 +45,7 @@ def examples(splits: data.Splits, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n = {kind: max(10, count * len(splits.x_train) // 55_000) for kind, count in PRINTED.items()}
     digits = [splits.x_train, glyphs.redrawn(splits.x_train, seed), glyphs.rendered(glyphs.DIGITS, fonts, n["digits"], seed + 1)]
     others = [glyphs.rendered(glyphs.NOT_DIGITS, fonts, n["others"], seed + 2), glyphs.scribbles(n["scribbles"], seed + 3),
-              glyphs.joined(glyphs.LETTERS, fonts, n["joined"], seed + 4),
+              glyphs.joined(glyphs.NOT_DIGIT_LETTERS, fonts, n["joined"], seed + 4),
               glyphs.scribbles(n["empty_boxes"], seed + 5, glyphs.empty_box)]
     x = np.concatenate(others + digits)
     n_others = sum(len(o) for o in others)
@@ -83,7 +83,7 @@ def measure(gate: Model, splits: data.Splits, seed: int) -> dict:
     sets = {"mnist_validation": splits.x_val,
             "held_out_fonts_digits": glyphs.rendered(glyphs.DIGITS, fonts, HELD_OUT, seed + 11),
             "held_out_fonts_not_digits": glyphs.rendered(glyphs.NOT_DIGITS, fonts, HELD_OUT, seed + 12),
-            "held_out_fonts_joined_letters": glyphs.joined(glyphs.LETTERS, fonts, HELD_OUT, seed + 13),
+            "held_out_fonts_joined_letters": glyphs.joined(glyphs.NOT_DIGIT_LETTERS, fonts, HELD_OUT, seed + 13),
             "empty_boxes": glyphs.scribbles(HELD_OUT, seed + 14, glyphs.empty_box)}
     return {name: {"n": len(x), "called_digit": round(float(np.mean(
         softmax(gate.predict(x))[:, contract.GATE_DIGIT] >= 0.5)), 4)} for name, x in sets.items()}

@@ -25,7 +25,7 @@ NOT_DIGITS = ("ACEFHKLMNPRTUVWXYaBcdefhkmnprtuvwxy"
               "SsZzGgb"
               "+=%#@&*?$<>{}^~"
               "αβγδλμπσφψωΓΔΘΛΞΠΣΦΨΩ")
-LETTERS = "".join(c for c in NOT_DIGITS if c.isascii() and c.isalpha())
+NOT_DIGIT_LETTERS = "".join(c for c in NOT_DIGITS if c.isascii() and c.isalpha())
 DIGITS = "0123456789"
 TRAIN_HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_PLAIN,
                  cv2.FONT_HERSHEY_COMPLEX)
